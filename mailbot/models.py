@@ -47,7 +47,8 @@ class RawMessage:
     uid: int
     data: bytes
     arrived: datetime  # IMAP INTERNALDATE (or the Maildir file's mtime), UTC
-    size: int
+    size: int  # RFC822.SIZE as the server reports it
+    oversized: bool = False  # larger than the cap: ``data`` holds the headers only
 
 
 @dataclass(frozen=True, slots=True)
