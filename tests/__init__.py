@@ -1,0 +1,1 @@
+"""Tests of mailbot; servers.py holds the real servers they run against."""
