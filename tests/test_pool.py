@@ -282,10 +282,11 @@ def test_nearest_free_slots_keep_the_length_of_the_interval() -> None:
 
 
 def test_nearest_free_slots_start_no_earlier_than_not_before() -> None:
+    # 08:00-09:00 is free and nearer, but starts before not_before (12:00).
     holdings = [held(9, 12, name) for name in POOL]
     expected = (slot(12, 13), slot(12.5, 13.5), slot(13, 14))
 
-    actual = nearest_free_slots(slot(10, 11), holdings, POOL, not_before=at(10))
+    actual = nearest_free_slots(slot(10, 11), holdings, POOL, not_before=at(12))
 
     assert expected == actual
 
