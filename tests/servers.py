@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import grp
 import itertools
 import os
 import pwd
@@ -210,6 +211,7 @@ class DovecotServer:
                 instance=self.root.name,
                 root=self.root,
                 user=account.pw_name,
+                group=grp.getgrgid(gid).gr_name,
                 uid=uid,
                 gid=gid,
                 port=self.port,
@@ -292,7 +294,11 @@ class DovecotServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(
@@ -378,6 +384,7 @@ auth_failure_delay = 0secs
 auth_verbose = yes
 default_login_user = {user}
 default_internal_user = {user}
+default_internal_group = {group}
 first_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = maildir:{root}/mail/%u
