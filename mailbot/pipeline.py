@@ -1,0 +1,789 @@
+"""One message through the robot: classify, parse, decide, record, queue the reply.
+
+:func:`handle` never raises for anything a sender could have written: bad input
+becomes a ``quarantined`` decision with its reason.  Everything it writes for
+one message (the message row, the decision, booking changes and the reply) is
+committed in one transaction, so a crash leaves either all of it or none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from mailbot.actions.reply import ReplyFacts, render_reply
+from mailbot.config import Config
+from mailbot.errors import InputError
+from mailbot.models import (
+    Check,
+    Decision,
+    Entity,
+    Envelope,
+    Folder,
+    Invitation,
+    Needs,
+    Occurrence,
+    Outcome,
+    RawMessage,
+)
+from mailbot.parsers.envelope import parse_envelope
+from mailbot.parsers.invitation import read_invitation
+from mailbot.parsers.needs import read_needs
+from mailbot.parsers.registration import (
+    RegistrationRequest,
+    looks_like_registration,
+    parse_registration,
+)
+from mailbot.pool import hold_interval
+from mailbot.rules import decide_cancel, decide_request
+from mailbot.store import BookingRecord, Store
+
+log = logging.getLogger("mailbot.pipeline")
+
+REQUEST_METHODS = ("REQUEST",)
+WINMAIL = "winmail.dat"
+PROPOSAL_WINDOW = timedelta(days=8)
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What became of one message: where to file it and what was decided."""
+
+    uid: int
+    folder: Folder
+    outcome: str
+    message_id: str
+    repeated: bool = False  # decided in an earlier run; only filing was left
+
+
+@dataclass(slots=True)
+class _Result:
+    """What the steps of :func:`handle` gather before it is all written."""
+
+    decision: Decision
+    kind: str
+    envelope: Envelope | None = None
+    invitation: Invitation | None = None
+    needs: Needs | None = None
+    entity: Entity | None = None
+    licenses: tuple[tuple[Occurrence, str], ...] = ()
+    registration: RegistrationRequest | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    write: Any = None  # a callable(store, now) -> booking id, run in the transaction
+
+
+def handle(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> Handled:
+    """Decide one message and commit the decision and its reply."""
+    known = store.find_message(
+        folder=raw.folder, uidvalidity=raw.uidvalidity, uid=raw.uid
+    )
+    if known is not None:
+        folder = Folder(known.filed_to or Folder.PROCESSED)
+        return Handled(
+            raw.uid, folder, known.outcome or "", known.message_id, repeated=True
+        )
+
+    try:
+        result = _decide(raw, config=config, store=store, now=now)
+    except InputError as exc:
+        result = _quarantine(
+            exc.reason, exc.detail, raw=raw, store=store, config=config
+        )
+    except Exception as exc:  # a defect of ours: keep the daemon going, tell people
+        log.exception("uid %s: unexpected error while deciding", raw.uid)
+        result = _quarantine(
+            "internal-error",
+            f"{type(exc).__name__}: {exc}",
+            raw=raw,
+            store=store,
+            config=config,
+            reply=False,
+        )
+
+    message_id = result.envelope.message_id if result.envelope else _content_id(raw)
+    _record(raw, result, message_id=message_id, config=config, store=store, now=now)
+    decision = result.decision
+    log.info(
+        "%s uid=%s from=%s kind=%s reason=%s outcome=%s",
+        message_id,
+        raw.uid,
+        result.envelope.from_addr if result.envelope else "?",
+        result.kind,
+        decision.reason,
+        decision.outcome.value,
+    )
+    return Handled(raw.uid, decision.folder, decision.outcome.value, message_id)
+
+
+# -- deciding -----------------------------------------------------------------
+
+
+def _decide(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> _Result:
+    envelope = parse_envelope(
+        raw.data,
+        service_address=config.service.address,
+        own_domain=config.message_id_domain,
+    )
+
+    if raw.oversized:
+        return _quarantine_envelope(
+            "too-large", f"{raw.size} bytes", envelope=envelope, store=store
+        )
+    if envelope.automatic is not None:
+        decision = Decision(
+            Outcome.AUTOMATIC, envelope.automatic, reply=False, folder=Folder.PROCESSED
+        )
+        return _Result(decision, "automatic", envelope=envelope)
+    if store.seen_message_id(envelope.message_id):
+        decision = Decision(
+            Outcome.DUPLICATE,
+            "already-decided",
+            reply=False,
+            detail="the same Message-ID was decided before",
+        )
+        return _Result(decision, "duplicate", envelope=envelope)
+
+    if envelope.calendars:
+        return _decide_calendar(envelope, raw=raw, config=config, store=store, now=now)
+    if any(name.lower() == WINMAIL for name in envelope.attachments):
+        entity = store.entity_for(envelope.from_addr)
+        decision = Decision(
+            Outcome.NEEDS_INFO,
+            "winmail-dat",
+            checks=(Check("calendar", False, "only a winmail.dat attachment"),),
+        )
+        return _Result(decision, "calendar", envelope=envelope, entity=entity)
+    if looks_like_registration(envelope.subject, envelope.text):
+        return _decide_registration(envelope, store=store, now=now)
+
+    decision = Decision(
+        Outcome.PEOPLE, "not-for-the-robot", folder=Folder.PEOPLE, reply=False
+    )
+    return _Result(decision, "other", envelope=envelope)
+
+
+def _decide_calendar(
+    envelope: Envelope, *, raw: RawMessage, config: Config, store: Store, now: datetime
+) -> _Result:
+    sender_entity = store.entity_for(envelope.from_addr)
+    floating = sender_entity.timezone if sender_entity else config.service.timezone
+    invitation = read_invitation(
+        envelope.calendars,
+        floating_zone=floating,
+        now=now,
+        horizon_months=config.rules.horizon_months,
+    )
+    organizer = invitation.organizer or envelope.from_addr
+    entity = store.entity_for(organizer) or sender_entity
+    sender_matches = (
+        sender_entity is None or entity is None or sender_entity.nif == entity.nif
+    )
+    text = "\n".join(
+        (
+            invitation.summary,
+            invitation.location,
+            invitation.description,
+            invitation.comment,
+        )
+    )
+    needs = read_needs(text)
+    facts = _invitation_facts(invitation, needs)
+
+    if invitation.method == "CANCEL":
+        return _decide_cancellation(invitation, envelope, entity, store, facts)
+    if invitation.method not in REQUEST_METHODS:
+        decision = Decision(
+            Outcome.PEOPLE,
+            f"method-{invitation.method.lower() or 'none'}",
+            folder=Folder.PEOPLE,
+            reply=False,
+            detail="a calendar message that is not a request: left to people",
+        )
+        return _Result(
+            decision, "calendar", envelope, invitation, needs, entity, facts=facts
+        )
+
+    existing = store.booking(invitation.uid)
+    if existing is not None and _is_stale(invitation, existing):
+        decision = Decision(
+            Outcome.UNCHANGED,
+            "not-newer",
+            reply=False,
+            detail=f"SEQUENCE {invitation.sequence} is not newer than"
+            f" {existing.sequence}",
+        )
+        return _Result(
+            decision, "calendar", envelope, invitation, needs, entity, facts=facts
+        )
+
+    if invitation.recurrence_id is not None and existing is not None:
+        return _decide_one_occurrence(
+            invitation,
+            existing,
+            envelope=envelope,
+            entity=entity,
+            needs=needs,
+            sender_matches=sender_matches,
+            raw=raw,
+            config=config,
+            store=store,
+            now=now,
+            facts=facts,
+        )
+
+    previous = [o.occurrence for o in existing.occurrences] if existing else []
+    holdings = _holdings(invitation.occurrences, config, store, existing)
+    verdict = decide_request(
+        invitation,
+        entity=entity,
+        needs=needs,
+        arrived=raw.arrived,
+        now=now,
+        rules=config.rules,
+        pool=config.pool,
+        holdings=holdings,
+        previous=previous,
+        sender_matches=sender_matches,
+    )
+    decision = verdict.decision
+    if decision.outcome is Outcome.BOOKED and existing is not None:
+        decision = _replace(decision, outcome=Outcome.UPDATED)
+    result = _Result(
+        decision,
+        "calendar",
+        envelope,
+        invitation,
+        needs,
+        entity,
+        licenses=verdict.allocations,
+        facts=facts,
+    )
+    if decision.outcome in (Outcome.BOOKED, Outcome.UPDATED, Outcome.PENDING):
+        result.write = _booking_writer(
+            invitation, entity, needs, decision, verdict.allocations, config
+        )
+    elif existing is not None and existing.status != "cancelled":
+        # An update that can no longer be booked releases what it held.
+        result.write = _booking_writer(invitation, entity, needs, decision, (), config)
+    return result
+
+
+def _decide_one_occurrence(
+    invitation: Invitation,
+    existing: BookingRecord,
+    *,
+    envelope: Envelope,
+    entity: Entity | None,
+    needs: Needs,
+    sender_matches: bool,
+    raw: RawMessage,
+    config: Config,
+    store: Store,
+    now: datetime,
+    facts: dict[str, Any],
+) -> _Result:
+    """A REQUEST that carries one occurrence of a known series: update just it."""
+    recurrence_id = invitation.recurrence_id
+    assert recurrence_id is not None
+    previous = [
+        o.occurrence
+        for o in existing.occurrences
+        if o.occurrence.recurrence_id == recurrence_id
+        or (o.occurrence.recurrence_id is None and o.occurrence.start == recurrence_id)
+    ]
+    holdings = _holdings(invitation.occurrences, config, store, existing)
+    verdict = decide_request(
+        invitation,
+        entity=entity,
+        needs=needs,
+        arrived=raw.arrived,
+        now=now,
+        rules=config.rules,
+        pool=config.pool,
+        holdings=holdings,
+        previous=previous,
+        sender_matches=sender_matches,
+    )
+    decision = verdict.decision
+    if decision.outcome is Outcome.BOOKED:
+        decision = _replace(decision, outcome=Outcome.UPDATED)
+    allocations = dict(verdict.allocations)
+    occurrence = invitation.occurrences[0] if invitation.occurrences else None
+
+    def write(store: Store, now: datetime) -> int:
+        if occurrence is not None:
+            booked = decision.outcome is Outcome.UPDATED
+            store.replace_occurrence(
+                booking_id=existing.id,
+                recurrence_id=recurrence_id,
+                occurrence=Occurrence(
+                    occurrence.start, occurrence.end, recurrence_id=recurrence_id
+                ),
+                hold=_hold(occurrence, config),
+                license_=allocations.get(occurrence) if booked else None,
+                status="booked" if booked else "pending",
+                sequence=invitation.sequence,
+                now=now,
+            )
+        return existing.id
+
+    result = _Result(
+        decision,
+        "calendar",
+        envelope,
+        invitation,
+        needs,
+        entity,
+        licenses=verdict.allocations,
+        facts=facts,
+    )
+    result.write = write
+    return result
+
+
+def _decide_cancellation(
+    invitation: Invitation,
+    envelope: Envelope,
+    entity: Entity | None,
+    store: Store,
+    facts: dict[str, Any],
+) -> _Result:
+    existing = store.booking(invitation.uid)
+    decision = decide_cancel(invitation, known=existing is not None)
+    result = _Result(
+        decision, "cancellation", envelope, invitation, None, entity, facts=facts
+    )
+    if existing is not None:
+
+        def write(store: Store, now: datetime) -> int:
+            released = store.cancel_booking(
+                existing.id,
+                recurrence_id=invitation.recurrence_id,
+                sequence=invitation.sequence,
+                now=now,
+            )
+            result.facts["released"] = released
+            return existing.id
+
+        result.write = write
+    return result
+
+
+def _decide_registration(envelope: Envelope, *, store: Store, now: datetime) -> _Result:
+    request = parse_registration(envelope.subject, envelope.text)
+    if request.problems:
+        decision = Decision(
+            Outcome.REGISTRATION_INCOMPLETE,
+            "registration-incomplete",
+            checks=tuple(
+                Check(p.field, False, f"{p.code} {p.detail}".strip())
+                for p in request.problems
+            ),
+        )
+    else:
+        decision = Decision(
+            Outcome.REGISTRATION_PENDING,
+            "awaiting-confirmation",
+            notify_support=True,
+            checks=tuple(
+                Check(w.field, True, f"{w.code} {w.detail}".strip())
+                for w in request.warnings
+            ),
+        )
+    result = _Result(
+        decision,
+        "registration",
+        envelope=envelope,
+        registration=request,
+        facts={"registration": _fields(request)},
+    )
+    return result
+
+
+def _quarantine(
+    reason: str,
+    detail: str,
+    *,
+    raw: RawMessage,
+    store: Store,
+    config: Config,
+    reply: bool = True,
+) -> _Result:
+    """A message that cannot be read: quarantine it, answer registered senders."""
+    envelope: Envelope | None
+    try:
+        envelope = parse_envelope(
+            raw.data,
+            service_address=config.service.address,
+            own_domain=config.message_id_domain,
+        )
+    except Exception:
+        envelope = None
+    if envelope is None:
+        decision = Decision(
+            Outcome.QUARANTINED,
+            reason,
+            folder=Folder.QUARANTINE,
+            reply=False,
+            detail=detail,
+        )
+        return _Result(decision, "unreadable")
+    result = _quarantine_envelope(reason, detail, envelope=envelope, store=store)
+    if not reply:
+        result.decision = _replace(result.decision, reply=False)
+    return result
+
+
+def _quarantine_envelope(
+    reason: str, detail: str, *, envelope: Envelope, store: Store
+) -> _Result:
+    entity = store.entity_for(envelope.from_addr)
+    answer = entity is not None and envelope.automatic is None
+    decision = Decision(
+        Outcome.QUARANTINED,
+        reason,
+        folder=Folder.QUARANTINE,
+        reply=answer,
+        detail=detail,
+        checks=(Check("readable", False, f"{reason} {detail}".strip()),),
+    )
+    return _Result(decision, "unreadable", envelope=envelope, entity=entity)
+
+
+# -- writing ------------------------------------------------------------------
+
+
+def _record(
+    raw: RawMessage,
+    result: _Result,
+    *,
+    message_id: str,
+    config: Config,
+    store: Store,
+    now: datetime,
+) -> None:
+    """Write the message, the decision, booking changes and the reply at once."""
+    envelope = result.envelope
+    decision = result.decision
+    reply_to = _reply_address(result) if envelope is not None else ""
+    notice_due = False
+    if decision.reply and reply_to:
+        since = now - timedelta(days=1)
+        if store.replies_since(reply_to, since) >= config.service.daily_reply_cap:
+            # A loop or a flood: decide, but leave the answer to people, and
+            # say so once a day.
+            decision = _replace(
+                decision,
+                reply=False,
+                folder=Folder.PEOPLE,
+                detail=f"{decision.detail} (reply withheld: daily cap)".strip(),
+            )
+            notice_due = store.notices_since(reply_to, since, "cap") == 0
+
+    with store.transaction():
+        message = store.add_message(
+            message_id=message_id,
+            folder=raw.folder,
+            uidvalidity=raw.uidvalidity,
+            uid=raw.uid,
+            from_addr=envelope.from_addr if envelope else "",
+            subject=envelope.subject if envelope else "",
+            arrived=raw.arrived,
+            now=now,
+            size=raw.size,
+            kind=result.kind,
+        )
+        booking_id = result.write(store, now) if result.write else None
+        if result.registration is not None:
+            _save_registration(store, result.registration, decision, message, now)
+        decision_id = store.add_decision(
+            message=message,
+            now=now,
+            outcome=decision.outcome.value,
+            reason=decision.reason,
+            detail=decision.detail,
+            checks=[
+                {"rule": c.rule, "passed": c.passed, "detail": c.detail}
+                for c in decision.checks
+            ],
+            facts=result.facts,
+            filed_to=decision.folder.value,
+            entity=result.entity.nif if result.entity else None,
+            booking=booking_id,
+            calendar_uid=result.invitation.uid if result.invitation else None,
+            sequence=result.invitation.sequence if result.invitation else None,
+        )
+        if decision.reply and reply_to:
+            reply = _render(result, decision, booking_id, config, message_id, now)
+            _enqueue(store, reply, decision_id, "reply", now)
+        elif notice_due:
+            cap = Decision(Outcome.PEOPLE, "reply-cap", notify_support=True)
+            notice = _render(result, cap, booking_id, config, message_id, now)
+            _enqueue(store, notice, decision_id, "cap", now)
+    result.decision = decision
+
+
+def _render(
+    result: _Result,
+    decision: Decision,
+    booking_id: int | None,
+    config: Config,
+    message_id: str,
+    now: datetime,
+) -> EmailMessage:
+    assert result.envelope is not None
+    language = _language(result, config)
+    facts = ReplyFacts(
+        decision=decision,
+        envelope=result.envelope,
+        invitation=result.invitation,
+        needs=result.needs,
+        entity=result.entity,
+        booking_id=booking_id,
+        licenses=result.licenses,
+        registration=_fields(result.registration) if result.registration else None,
+    )
+    kind = "cap" if decision.reason == "reply-cap" else "reply"
+    reply_id = _reply_message_id(message_id, kind, config)
+    return render_reply(
+        facts, service=config.service, language=language, message_id=reply_id, now=now
+    )
+
+
+def _enqueue(
+    store: Store, message: EmailMessage, decision_id: int, kind: str, now: datetime
+) -> None:
+    recipients = [
+        address
+        for header in ("To", "Cc")
+        for address in _addresses(message.get_all(header, []))
+    ]
+    store.enqueue(
+        decision=decision_id,
+        message_id=str(message["Message-ID"]).strip("<>"),
+        kind=kind,
+        recipients=recipients,
+        subject=str(message["Subject"] or ""),
+        data=message.as_bytes(),
+        now=now,
+    )
+
+
+def _booking_writer(
+    invitation: Invitation,
+    entity: Entity | None,
+    needs: Needs,
+    decision: Decision,
+    allocations: tuple[tuple[Occurrence, str], ...],
+    config: Config,
+) -> Any:
+    held = dict(allocations)
+    booked = decision.outcome in (Outcome.BOOKED, Outcome.UPDATED)
+    if decision.outcome in (Outcome.BOOKED, Outcome.UPDATED):
+        status = "booked"
+    elif decision.outcome is Outcome.PENDING:
+        status = "pending"
+    else:
+        status = "released"
+
+    def write(store: Store, now: datetime) -> int:
+        rows = []
+        for occurrence in invitation.occurrences:
+            hold_start, hold_end = _hold(occurrence, config)
+            if occurrence.cancelled:
+                state, license_ = "cancelled", None
+            elif booked and occurrence in held:
+                state, license_ = "booked", held[occurrence]
+            elif booked:
+                state, license_ = "past", None  # already over when booked
+            else:
+                state, license_ = status, None
+            rows.append((occurrence, hold_start, hold_end, license_, state))
+        return store.save_booking(
+            uid=invitation.uid,
+            entity=entity.nif if entity else None,
+            organizer=invitation.organizer,
+            summary=invitation.summary,
+            sequence=invitation.sequence,
+            dtstamp=invitation.dtstamp,
+            status=status,
+            needs=needs,
+            zone=invitation.zone,
+            recurring=invitation.recurring,
+            occurrences=rows,
+            now=now,
+        )
+
+    return write
+
+
+def _save_registration(
+    store: Store,
+    request: RegistrationRequest,
+    decision: Decision,
+    message: int,
+    now: datetime,
+) -> None:
+    import json
+
+    from mailbot.store import iso
+
+    store.conn.execute(
+        "INSERT INTO registrations (message, nif, entity_name, status, fields,"
+        " problems, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            message,
+            request.nif,
+            request.entity_name,
+            "pending"
+            if decision.outcome is Outcome.REGISTRATION_PENDING
+            else "incomplete",
+            json.dumps(_fields(request), ensure_ascii=False),
+            json.dumps(
+                [
+                    {"field": p.field, "code": p.code, "detail": p.detail}
+                    for p in request.problems
+                ],
+                ensure_ascii=False,
+            ),
+            iso(now),
+        ),
+    )
+
+
+# -- small helpers ------------------------------------------------------------
+
+
+def _hold(occurrence: Occurrence, config: Config) -> tuple[datetime, datetime]:
+    slot = hold_interval(occurrence, config.rules)
+    return slot.start, slot.end
+
+
+def _holdings(
+    occurrences: tuple[Occurrence, ...],
+    config: Config,
+    store: Store,
+    existing: BookingRecord | None,
+) -> list[Any]:
+    """Licenses held by other bookings around each occurrence, without repeats."""
+    seen: dict[tuple[Any, ...], Any] = {}
+    exclude = existing.id if existing else None
+    windows = [_hold(o, config) for o in occurrences if not o.cancelled]
+    if windows:
+        # The nearest free slots offered when the pool is full are searched
+        # within a week of the meeting: they need the holdings there too.
+        first_start, first_end = windows[0]
+        windows.append((first_start - PROPOSAL_WINDOW, first_end + PROPOSAL_WINDOW))
+    for start, end in windows:
+        for holding in store.holdings(start, end, exclude_booking=exclude):
+            seen[(holding.start, holding.end, holding.license, holding.booking_id)] = (
+                holding
+            )
+    return list(seen.values())
+
+
+def _is_stale(invitation: Invitation, existing: BookingRecord) -> bool:
+    """Older or equal versions change nothing: SEQUENCE first, then DTSTAMP."""
+    if invitation.recurrence_id is not None:
+        return invitation.sequence < existing.sequence
+    if invitation.sequence != existing.sequence:
+        return invitation.sequence < existing.sequence
+    if invitation.dtstamp is None or existing.dtstamp is None:
+        return True
+    return invitation.dtstamp <= existing.dtstamp
+
+
+def _replace(decision: Decision, **changes: Any) -> Decision:
+    return dataclasses.replace(decision, **changes)
+
+
+def _reply_address(result: _Result) -> str:
+    envelope = result.envelope
+    if envelope is None:
+        return ""
+    if result.invitation is not None and result.invitation.organizer:
+        return result.invitation.organizer
+    return envelope.reply_to or envelope.from_addr
+
+
+def _language(result: _Result, config: Config) -> str:
+    if result.entity is not None and result.entity.language in ("ca", "es"):
+        return result.entity.language
+    if result.registration is not None:
+        return result.registration.language
+    if result.envelope is not None and result.envelope.language in ("ca", "es"):
+        return result.envelope.language
+    return config.service.language
+
+
+def _reply_message_id(incoming: str, kind: str, config: Config) -> str:
+    """Stable: the same incoming message always gets the same reply Message-ID."""
+    digest = hashlib.sha256(f"{kind}\0{incoming}".encode()).hexdigest()[:32]
+    return f"mailbot.{digest}@{config.message_id_domain}"
+
+
+def _content_id(raw: RawMessage) -> str:
+    return f"sha256-{hashlib.sha256(raw.data).hexdigest()[:32]}@mailbot.invalid"
+
+
+def _addresses(values: list[Any]) -> list[str]:
+    from email.utils import getaddresses
+
+    return [
+        address.lower()
+        for _, address in getaddresses([str(v) for v in values])
+        if address
+    ]
+
+
+def _invitation_facts(invitation: Invitation, needs: Needs) -> dict[str, Any]:
+    from mailbot.store import iso
+
+    return {
+        "uid": invitation.uid,
+        "method": invitation.method,
+        "sequence": invitation.sequence,
+        "organizer": invitation.organizer,
+        "summary": invitation.summary,
+        "tzid": invitation.tzid,
+        "zone": invitation.zone,
+        "start": iso(invitation.start) if invitation.start else None,
+        "end": iso(invitation.end) if invitation.end else None,
+        "occurrences": len(invitation.occurrences),
+        "recurring": invitation.recurring,
+        "recurrence_id": (
+            iso(invitation.recurrence_id) if invitation.recurrence_id else None
+        ),
+        "problem": invitation.problem,
+        "problem_detail": invitation.problem_detail,
+        "defects": list(invitation.defects),
+        "needs": needs.as_dict(),
+    }
+
+
+def _fields(request: RegistrationRequest) -> dict[str, Any]:
+    return {
+        "entity_name": request.entity_name,
+        "nif": request.nif,
+        "contact_name": request.contact_name,
+        "contact_role": request.contact_role,
+        "phone": request.phone,
+        "zoom_email": request.zoom_email,
+        "youtube_channel": request.youtube_channel,
+        "has_own_channel": request.has_own_channel,
+        "channel_agreement": request.channel_agreement,
+        "language": request.language,
+        "problems": [
+            {"field": p.field, "code": p.code, "detail": p.detail}
+            for p in request.problems
+        ],
+        "warnings": [
+            {"field": w.field, "code": w.code, "detail": w.detail}
+            for w in request.warnings
+        ],
+    }
