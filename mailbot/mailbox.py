@@ -282,7 +282,12 @@ class ImapMailbox(Mailbox):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                seen.extend(client.idle_check(timeout=left))
+                responses = client.idle_check(timeout=left)
+                if not responses:
+                    # The time is up, or the socket woke with nothing to read
+                    # (a closed connection): DONE tells which.
+                    break
+                seen.extend(responses)
             if not _goodbye(seen):
                 seen.extend(client.idle_done()[1])
         log.debug("IDLE responses: %s", seen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -308,6 +309,44 @@ def test_imap_session_ended_by_the_server_during_wait_raises_mailbox_error(
             imap.wait(20)
     finally:
         timer.join()
+
+
+def kill_imap_session(dovecot: DovecotServer, username: str) -> None:
+    """End the user's imap process at once: the client sees EOF and no BYE."""
+    who = dovecot.doveadm("who", "-1", username).stdout.splitlines()[1:]
+    for line in who:
+        os.kill(int(line.split()[2]), signal.SIGKILL)
+
+
+@pytest.mark.integration
+def test_imap_session_dropped_without_goodbye_during_wait_raises_mailbox_error(
+    dovecot: DovecotServer, imap_account: ImapAccount, imap: ImapMailbox
+) -> None:
+    timer = threading.Timer(0.5, kill_imap_session, (dovecot, imap_account.username))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(MailboxError):
+            imap.wait(20)
+    finally:
+        timer.join()
+
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.integration
+def test_imap_server_restart_raises_mailbox_error_then_reopening_works(
+    dovecot: DovecotServer, imap_account: ImapAccount, imap: ImapMailbox
+) -> None:
+    uid = imap_account.append("INBOX", message(1))
+    dovecot.restart()
+    with pytest.raises(MailboxError):
+        imap.pending_uids()
+
+    imap.close()
+    imap.open()
+
+    assert [uid] == imap.pending_uids()
 
 
 @pytest.mark.integration
