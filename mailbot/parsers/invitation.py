@@ -437,6 +437,8 @@ def _apply_override(
         keys = [
             k for k in occurrences if zone.from_utc(k).date() == rid_value.value.date()
         ]
+        if not keys:
+            context.defects.append("override-without-occurrence")
     else:
         rid = _read_time(rid_prop, context, code="no-start", fallback=zone)
         keys = [rid.utc] if rid.utc in occurrences else []
