@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.errors import CalendarError
-from mailbot.models import CalendarPart, Invitation
+from mailbot.models import Invitation
+from mailbot.parsers.envelope import parse_envelope
 from mailbot.parsers.invitation import read_calendar_events, read_invitation
 
 DATA = Path(__file__).parent / "data"
@@ -171,35 +170,15 @@ EXPECTED: dict[str, tuple[int, dict[str, object]]] = {
 }
 
 
-def calendar_parts(data: bytes) -> list[CalendarPart]:
-    """The calendar parts of a message, read with the standard library."""
-    message = email.message_from_bytes(data, policy=email.policy.compat32)
-    parts = []
-    for part in message.walk():
-        content_type = part.get_content_type()
-        filename = part.get_filename()
-        if content_type in ("text/calendar", "application/ics") or (
-            filename or ""
-        ).lower().endswith(".ics"):
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            method = part.get_param("method")
-            parts.append(
-                CalendarPart(
-                    payload,
-                    content_type,
-                    str(method).upper() if isinstance(method, str) else None,
-                    filename,
-                )
-            )
-    return parts
-
-
 def read(name: str, index: int) -> Invitation:
     data = (DATA / name).read_bytes()
     if name.endswith(".eml"):
-        parts = calendar_parts(data)
-        return read_invitation(parts, now=NOW, horizon_months=HORIZON_MONTHS)
+        envelope = parse_envelope(
+            data, service_address="localretmeet@webfine.com", own_domain="webfine.com"
+        )
+        return read_invitation(
+            envelope.calendars, now=NOW, horizon_months=HORIZON_MONTHS
+        )
     events = read_calendar_events(data, now=NOW, horizon_months=HORIZON_MONTHS)
     return events[index]
 
