@@ -1,0 +1,652 @@
+"""Replies: a decision rendered as a templated e-mail with its iTIP REPLY.
+
+``render_reply`` builds the message a council (and, where a person must act,
+the support team) reads. The text comes from one Jinja2 template per outcome
+and language under ``mailbot/templates/<language>/``; three notices have
+their own template, chosen by the decision's reason instead of its outcome:
+``reply-cap``, ``registration-confirmed`` and ``registration-rejected``.
+
+Registration outcomes read ``ReplyFacts.registration`` as the pipeline lays
+out a registration request: the fields ``entity_name``, ``nif``,
+``contact_name``, ``contact_role``, ``phone``, ``zoom_email``,
+``youtube_channel`` (text), ``has_own_channel`` and ``channel_agreement``
+(bool or None); ``problems`` and ``warnings`` (lists of mappings with
+``field``, ``code`` and ``detail``); and, for a rejection, ``reason``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
+
+import jinja2
+from icalendar import Calendar, Event, vCalAddress
+
+from mailbot.config import ServiceConfig
+from mailbot.errors import InputError
+from mailbot.models import (
+    Decision,
+    Entity,
+    Envelope,
+    Invitation,
+    Needs,
+    Occurrence,
+    Outcome,
+)
+
+LANGUAGES = ("ca", "es")
+CONSORTIUM_ADDRESS = "localretmeet@localret.cat"  # copied on registrations
+PRODID = "-//LOCALRETMEET//mailbot//EN"
+MAX_SUBJECT = 150  # characters of the Subject header, at most
+MAX_LISTED = 50  # occurrences listed in one reply; the rest are counted
+MAX_REFERENCES = 20  # message ids kept in References, the newest
+NOTICES = frozenset({"reply-cap", "registration-confirmed", "registration-rejected"})
+REGISTRATION_FIELDS = (
+    "entity_name",
+    "nif",
+    "contact_name",
+    "contact_role",
+    "phone",
+    "zoom_email",
+    "has_own_channel",
+    "youtube_channel",
+    "channel_agreement",
+)
+
+PARTSTAT: Mapping[Outcome, str] = {
+    Outcome.BOOKED: "ACCEPTED",
+    Outcome.UPDATED: "ACCEPTED",
+    Outcome.PENDING: "TENTATIVE",
+    Outcome.NEEDS_INFO: "TENTATIVE",
+    Outcome.DECLINED: "DECLINED",
+    Outcome.UNREGISTERED: "DECLINED",
+}
+
+TEMPLATED = frozenset(
+    {
+        Outcome.BOOKED,
+        Outcome.UPDATED,
+        Outcome.PENDING,
+        Outcome.NEEDS_INFO,
+        Outcome.DECLINED,
+        Outcome.UNREGISTERED,
+        Outcome.CANCELLED,
+        Outcome.QUARANTINED,
+        Outcome.REGISTRATION_PENDING,
+        Outcome.REGISTRATION_INCOMPLETE,
+    }
+)
+
+# The reason a failed check stands for, when the decision names another one.
+RULE_REASONS: Mapping[str, str] = {
+    "registered": "unregistered",
+    "confirmed": "entity-not-confirmed",
+    "sender-match": "sender-mismatch",
+    "duration": "no-duration",
+    "future": "in-the-past",
+    "notice": "late-notice",
+    "capacity": "pool-full",
+    "channel": "consortium-channel-not-allowed",
+    "participants": "too-many-participants",
+    "recurrence": "recurrence",
+}
+ENTITY_REASONS = frozenset(
+    {"unregistered", "sender-mismatch", "entity-not-confirmed", "entity-rejected"}
+)
+
+SUBJECTS: Mapping[str, Mapping[str, str]] = {
+    "ca": {
+        "booked": "Reserva confirmada",
+        "updated": "Reserva actualitzada",
+        "pending": "Reserva pendent de revisió",
+        "needs-info": "Falta informació per a la reserva",
+        "declined": "Reserva no possible",
+        "unregistered": "Entitat no registrada",
+        "cancelled": "Cancel·lació rebuda",
+        "quarantined": "No hem pogut llegir el missatge",
+        "registration-pending": "Sol·licitud d'alta rebuda",
+        "registration-incomplete": "Sol·licitud d'alta incompleta",
+        "registration-confirmed": "Alta confirmada",
+        "registration-rejected": "Alta no acceptada",
+        "reply-cap": "Límit diari de respostes automàtiques",
+    },
+    "es": {
+        "booked": "Reserva confirmada",
+        "updated": "Reserva actualizada",
+        "pending": "Reserva pendiente de revisión",
+        "needs-info": "Falta información para la reserva",
+        "declined": "Reserva no posible",
+        "unregistered": "Entidad no registrada",
+        "cancelled": "Cancelación recibida",
+        "quarantined": "No hemos podido leer el mensaje",
+        "registration-pending": "Solicitud de alta recibida",
+        "registration-incomplete": "Solicitud de alta incompleta",
+        "registration-confirmed": "Alta confirmada",
+        "registration-rejected": "Alta no aceptada",
+        "reply-cap": "Límite diario de respuestas automáticas",
+    },
+}
+
+COMMENTS: Mapping[str, Mapping[str, str]] = {
+    "ca": {
+        "booked": "Reserva confirmada: la sessió té una llicència avançada.",
+        "updated": "Reserva actualitzada: la sessió manté la llicència avançada.",
+        "pending": "Reserva pendent: l'equip de suport la revisarà.",
+        "needs-info": "Falta informació: vegeu el correu de resposta.",
+        "declined": "No es pot reservar: vegeu el correu de resposta.",
+        "unregistered": "Entitat no registrada: vegeu el correu de resposta.",
+    },
+    "es": {
+        "booked": "Reserva confirmada: la sesión tiene una licencia avanzada.",
+        "updated": "Reserva actualizada: la sesión mantiene la licencia avanzada.",
+        "pending": "Reserva pendiente: el equipo de soporte la revisará.",
+        "needs-info": "Falta información: vea el correo de respuesta.",
+        "declined": "No se puede reservar: vea el correo de respuesta.",
+        "unregistered": "Entidad no registrada: vea el correo de respuesta.",
+    },
+}
+
+WEEKDAYS: Mapping[str, tuple[str, ...]] = {
+    "ca": (
+        "dilluns",
+        "dimarts",
+        "dimecres",
+        "dijous",
+        "divendres",
+        "dissabte",
+        "diumenge",
+    ),
+    "es": ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
+}
+MONTHS: Mapping[str, tuple[str, ...]] = {
+    "ca": (
+        "gener",
+        "febrer",
+        "març",
+        "abril",
+        "maig",
+        "juny",
+        "juliol",
+        "agost",
+        "setembre",
+        "octubre",
+        "novembre",
+        "desembre",
+    ),
+    "es": (
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ),
+}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_SPACES = re.compile(r"\s+")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFacts:
+    """Everything a reply says, gathered by the pipeline."""
+
+    decision: Decision
+    envelope: Envelope  # the incoming message's headers
+    invitation: Invitation | None  # None for non-calendar mail
+    needs: Needs | None
+    entity: Entity | None
+    booking_id: int | None
+    licenses: tuple[tuple[Occurrence, str], ...] = ()  # license held per occurrence
+    registration: Mapping[str, object] | None = None  # for registration outcomes
+    arrived: datetime | None = None  # server arrival time, shown to support
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """One line of a list of occurrences: when, and what about it."""
+
+    when: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Meeting:
+    """The meeting as understood, already formatted for the reply's language."""
+
+    summary: str
+    organizer: str
+    when: str  # the first occurrence, "" when no time could be trusted
+    duration: str
+    series: bool
+    count: int
+    first: str
+    last: str
+    occurrence: str  # the original time of the one occurrence replied to, or ""
+    truncated: bool
+    problem: str
+    tzid: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Registration:
+    """A registration request's fields, as the templates show them."""
+
+    values: Mapping[str, object]
+    missing: tuple[str, ...]  # field names
+    invalid: tuple[str, ...]  # field names whose value is wrong
+    warnings: tuple[str, ...]  # warning codes, e.g. "personal-address"
+    reason: str  # why support rejected it, "" when not rejected
+
+
+def render_reply(
+    facts: ReplyFacts,
+    *,
+    service: ServiceConfig,
+    language: str,
+    message_id: str,
+    now: datetime,
+) -> EmailMessage:
+    """The reply to the message ``facts`` describe, ready to send."""
+    decision = facts.decision
+    language = language if language in LANGUAGES else service.language
+    language = language if language in LANGUAGES else LANGUAGES[0]
+    template = template_name(decision)
+    now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+    recipient = _recipient(facts)
+    text = _render_text(facts, template=template, service=service, language=language)
+
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(
+        display_name=header_text(service.name), addr_spec=service.address
+    )
+    message["To"] = recipient
+    if decision.notify_support and service.support:
+        message["Cc"] = tuple(Address(addr_spec=a) for a in service.support)
+    message["Subject"] = reply_subject(facts, template=template, language=language)
+    message["Date"] = format_datetime(now.astimezone(UTC))
+    message["Message-ID"] = f"<{_message_id(message_id)}>"
+    incoming = _message_id(facts.envelope.message_id)
+    if incoming:
+        message["In-Reply-To"] = f"<{incoming}>"
+    references = _references(facts.envelope.references, incoming)
+    if references:
+        message["References"] = " ".join(f"<{r}>" for r in references)
+    message["Auto-Submitted"] = "auto-replied"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["X-Mailbot-Outcome"] = decision.outcome.value
+    if facts.booking_id is not None:
+        message["X-Mailbot-Booking"] = str(facts.booking_id)
+
+    message.set_content(text, cte="quoted-printable")
+    partstat = PARTSTAT.get(decision.outcome)
+    invitation = facts.invitation
+    if (
+        invitation is not None
+        and partstat is not None
+        and template not in NOTICES
+        and invitation.method != "CANCEL"
+    ):
+        calendar = itip_reply(
+            invitation,
+            service=service,
+            partstat=partstat,
+            comment=COMMENTS[language][decision.outcome.value],
+            organizer=recipient.addr_spec,
+            now=now,
+        )
+        message.add_alternative(
+            calendar.decode("utf-8"),
+            subtype="calendar",
+            charset="UTF-8",
+            params={"method": "REPLY"},
+            cte="base64",
+        )
+    message["Content-Language"] = language  # after the body, which clears Content-*
+    return message
+
+
+def template_name(decision: Decision) -> str:
+    """The template a decision is rendered with, without language or suffix."""
+    if decision.reason in NOTICES:
+        return decision.reason
+    if decision.outcome not in TEMPLATED:
+        raise ValueError(f"outcome {decision.outcome.value!r} gets no reply")
+    return decision.outcome.value
+
+
+def itip_reply(
+    invitation: Invitation,
+    *,
+    service: ServiceConfig,
+    partstat: str,
+    comment: str,
+    organizer: str,
+    now: datetime,
+) -> bytes:
+    """An iTIP REPLY (RFC 5546) answering ``invitation`` for the service."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("method", "REPLY")
+
+    event = Event()
+    event.add("uid", invitation.uid)
+    event.add("sequence", max(invitation.sequence, 0))
+    event.add("dtstamp", now.astimezone(UTC))
+    if invitation.recurrence_id is not None:
+        event.add("recurrence-id", invitation.recurrence_id.astimezone(UTC))
+    event.add("organizer", _cal_address(invitation.organizer or organizer, ""))
+    attendee = _cal_address(service.address, service.name)
+    attendee.params["PARTSTAT"] = partstat
+    event.add("attendee", attendee)
+    if invitation.summary:
+        event.add("summary", invitation.summary)
+    event.add("comment", comment)
+    calendar.add_component(event)
+    data: bytes = calendar.to_ical()
+    return data
+
+
+def reply_subject(facts: ReplyFacts, *, template: str, language: str) -> str:
+    """The Subject: the outcome, then the meeting's summary or the subject."""
+    label = SUBJECTS[language][template]
+    topic = ""
+    if template.startswith("registration"):
+        name = (facts.registration or {}).get("entity_name")
+        if name is None and facts.entity is not None:
+            name = facts.entity.name
+        topic = header_text(str(name or ""))
+    elif facts.invitation is not None:
+        topic = header_text(facts.invitation.summary)
+    if template != "reply-cap":
+        topic = topic or header_text(facts.envelope.subject)
+    if not topic:
+        return label
+    room = MAX_SUBJECT - len(label) - 2
+    if len(topic) > room:
+        topic = topic[: room - 1].rstrip() + "…"
+    return f"{label}: {topic}"
+
+
+def header_text(value: str) -> str:
+    """``value`` on one line: control characters and runs of space made one."""
+    return _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
+
+
+def format_date(moment: datetime, *, language: str) -> str:
+    """E.g. "dijous 17 de desembre de 2026" / "jueves 17 de diciembre de 2026"."""
+    weekday = WEEKDAYS[language][moment.weekday()]
+    month = MONTHS[language][moment.month - 1]
+    of = "d'" if language == "ca" and month[0] in "aeiou" else "de "
+    return f"{weekday} {moment.day} {of}{month} de {moment.year}"
+
+
+def format_span(
+    start: datetime, end: datetime, *, zone: ZoneInfo, language: str
+) -> str:
+    """A meeting's time in ``zone``: one day, or from one day to another."""
+    start, end = start.astimezone(zone), end.astimezone(zone)
+    label = zone_label(zone, language=language)
+    if start.date() == end.date():
+        day = format_date(start, language=language)
+        return f"{day}, de {start:%H:%M} a {end:%H:%M} ({label})"
+    first = f"{format_date(start, language=language)}, {start:%H:%M}"
+    last = f"{format_date(end, language=language)}, {end:%H:%M}"
+    if language == "ca":
+        return f"des del {first}, fins al {last} ({label})"
+    return f"desde el {first}, hasta el {last} ({label})"
+
+
+def format_moment(moment: datetime, *, zone: ZoneInfo, language: str) -> str:
+    """E.g. "dijous 17 de desembre de 2026, 18:00 (hora de Madrid)"."""
+    moment = moment.astimezone(zone)
+    label = zone_label(zone, language=language)
+    return f"{format_date(moment, language=language)}, {moment:%H:%M} ({label})"
+
+
+def zone_label(zone: ZoneInfo, *, language: str) -> str:
+    """ "hora de Madrid" for Europe/Madrid; the zone's city otherwise."""
+    city = str(zone.key).rsplit("/", 1)[-1].replace("_", " ")
+    return f"hora de {city}"
+
+
+def format_duration(delta: timedelta, *, language: str) -> str:
+    """E.g. "2 hores i 30 minuts" / "2 horas y 30 minutos"."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    hours, minutes = divmod(minutes, 60)
+    if language == "ca":
+        units = (("hora", "hores"), ("minut", "minuts"), " i ")
+    else:
+        units = (("hora", "horas"), ("minuto", "minutos"), " y ")
+    parts = []
+    if hours:
+        parts.append(f"{hours} {units[0][0] if hours == 1 else units[0][1]}")
+    if minutes or not hours:
+        parts.append(f"{minutes} {units[1][0] if minutes == 1 else units[1][1]}")
+    return units[2].join(parts)
+
+
+def format_zoom_id(digits: str) -> str:
+    """A Zoom meeting ID grouped as Zoom shows it, e.g. "111 2222 3333"."""
+    if not digits.isdigit():
+        return digits
+    if len(digits) == 11:
+        return f"{digits[:3]} {digits[3:7]} {digits[7:]}"
+    if len(digits) in (9, 10):
+        return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+    return digits
+
+
+def reason_codes(decision: Decision, invitation: Invitation | None) -> tuple[str, ...]:
+    """The decision's reason, then the reasons of its other failed checks."""
+    codes: list[str] = []
+    if decision.reason:
+        codes.append(decision.reason)
+    for check in decision.checks:
+        if check.passed:
+            continue
+        code = RULE_REASONS.get(check.rule, check.rule)
+        if check.rule == "registered" and decision.reason in ENTITY_REASONS:
+            code = decision.reason
+        elif check.rule == "duration" and invitation is not None:
+            code = invitation.problem or code
+        if code not in codes:
+            codes.append(code)
+    return tuple(codes)
+
+
+def _render_text(
+    facts: ReplyFacts, *, template: str, service: ServiceConfig, language: str
+) -> str:
+    zone = ZoneInfo(service.timezone)
+    decision = facts.decision
+
+    def span(occurrence: Occurrence) -> str:
+        return format_span(
+            occurrence.start, occurrence.end, zone=zone, language=language
+        )
+
+    failing = [_Listed(span(o), code) for o, code in decision.failing]
+    licenses = [_Listed(span(o), name) for o, name in facts.licenses]
+    context: dict[str, object] = {
+        "outcome": decision.outcome.value,
+        "reason": decision.reason,
+        "reasons": reason_codes(decision, facts.invitation),
+        "detail": decision.detail,
+        "checks": decision.checks,
+        "notify_support": decision.notify_support,
+        "meeting": _meeting(facts.invitation, zone=zone, language=language),
+        "invitation": facts.invitation,
+        "needs": facts.needs,
+        "zoom_id": format_zoom_id(facts.needs.zoom_id or "") if facts.needs else "",
+        "entity": facts.entity,
+        "booking_id": facts.booking_id,
+        "licenses": licenses[:MAX_LISTED],
+        "licenses_more": max(len(licenses) - MAX_LISTED, 0),
+        "license_names": tuple(dict.fromkeys(name for _, name in facts.licenses)),
+        "failing": failing[:MAX_LISTED],
+        "failing_more": max(len(failing) - MAX_LISTED, 0),
+        "failing_total": len(failing),
+        "proposals": [
+            format_span(s.start, s.end, zone=zone, language=language)
+            for s in decision.proposals
+        ],
+        "sender": facts.envelope.from_addr,
+        "subject": header_text(facts.envelope.subject),
+        "arrived": (
+            format_moment(facts.arrived, zone=zone, language=language)
+            if facts.arrived is not None
+            else ""
+        ),
+        "registration": _registration(facts.registration),
+        "service_name": service.name,
+        "service_address": service.address,
+        "support_addresses": service.support or (service.address,),
+        "registration_addresses": tuple(
+            dict.fromkeys((service.address, CONSORTIUM_ADDRESS))
+        ),
+        "zone_label": zone_label(zone, language=language),
+    }
+    text = _environment().get_template(f"{language}/{template}.j2").render(context)
+    return _tidy(text)
+
+
+def _meeting(
+    invitation: Invitation | None, *, zone: ZoneInfo, language: str
+) -> _Meeting | None:
+    if invitation is None:
+        return None
+    live = [o for o in invitation.occurrences if not o.cancelled]
+    shown = live or list(invitation.occurrences)
+
+    def span(occurrence: Occurrence) -> str:
+        return format_span(
+            occurrence.start, occurrence.end, zone=zone, language=language
+        )
+
+    organizer = invitation.organizer
+    if invitation.organizer_name and organizer:
+        organizer = f"{header_text(invitation.organizer_name)} <{organizer}>"
+    return _Meeting(
+        summary=header_text(invitation.summary),
+        organizer=organizer,
+        when=span(shown[0]) if shown else "",
+        duration=(
+            format_duration(shown[0].end - shown[0].start, language=language)
+            if shown
+            else ""
+        ),
+        series=invitation.recurring and invitation.recurrence_id is None,
+        count=len(live),
+        first=span(live[0]) if live else "",
+        last=span(live[-1]) if live else "",
+        occurrence=(
+            format_moment(invitation.recurrence_id, zone=zone, language=language)
+            if invitation.recurrence_id is not None
+            else ""
+        ),
+        truncated=invitation.truncated,
+        problem=invitation.problem or "",
+        tzid=header_text(invitation.tzid or ""),
+    )
+
+
+def _registration(data: Mapping[str, object] | None) -> _Registration | None:
+    if data is None:
+        return None
+    values: dict[str, object] = {}
+    for key in REGISTRATION_FIELDS:
+        value = data.get(key)
+        if isinstance(value, bool):
+            values[key] = value
+        elif value is not None and str(value).strip():
+            values[key] = header_text(str(value))
+    problems = _problems(data.get("problems"))
+    reason = data.get("reason")
+    return _Registration(
+        values=values,
+        missing=tuple(dict.fromkeys(f for f, c in problems if c == "missing")),
+        invalid=tuple(dict.fromkeys(f for f, c in problems if c != "missing")),
+        warnings=tuple(dict.fromkeys(c for _, c in _problems(data.get("warnings")))),
+        reason=header_text(str(reason)) if reason is not None else "",
+    )
+
+
+def _problems(value: object) -> list[tuple[str, str]]:
+    """(field, code) pairs from a list of problem mappings; anything else: none."""
+    if not isinstance(value, Iterable) or isinstance(value, str | bytes):
+        return []
+    found = []
+    for item in value:
+        if isinstance(item, Mapping):
+            found.append((str(item.get("field", "")), str(item.get("code", ""))))
+    return found
+
+
+def _recipient(facts: ReplyFacts) -> Address:
+    candidates: list[tuple[str, str]] = []
+    if facts.invitation is not None:
+        candidates.append((facts.invitation.organizer, facts.invitation.organizer_name))
+    candidates.append((facts.envelope.reply_to, ""))
+    candidates.append((facts.envelope.from_addr, facts.envelope.from_name))
+    for address, name in candidates:
+        address = header_text(address)
+        if "@" not in address:
+            continue
+        try:
+            return Address(display_name=header_text(name), addr_spec=address)
+        except (ValueError, IndexError):
+            continue
+    raise InputError("no-recipient", "no address to reply to")
+
+
+def _cal_address(address: str, name: str) -> vCalAddress:
+    value = vCalAddress(f"mailto:{header_text(address)}")
+    name = header_text(name)
+    if name:
+        value.params["CN"] = name
+    return value
+
+
+def _message_id(value: str) -> str:
+    return "".join(c for c in header_text(value) if c not in "<> ")
+
+
+def _references(previous: tuple[str, ...], incoming: str) -> list[str]:
+    ids = [i for i in (_message_id(r) for r in previous) if i and i != incoming]
+    if incoming:
+        ids.append(incoming)
+    return list(dict.fromkeys(ids))[-MAX_REFERENCES:]
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)) + "\n"
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("mailbot", "templates"),
+        autoescape=False,  # noqa: S701 - plain-text mail: there is no HTML to escape
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
