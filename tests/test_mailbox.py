@@ -335,11 +335,11 @@ def test_imap_session_dropped_without_goodbye_during_wait_raises_mailbox_error(
 
 
 @pytest.mark.integration
-def test_imap_server_restart_raises_mailbox_error_then_reopening_works(
+def test_imap_lost_session_raises_mailbox_error_then_reopening_works(
     dovecot: DovecotServer, imap_account: ImapAccount, imap: ImapMailbox
 ) -> None:
     uid = imap_account.append("INBOX", message(1))
-    dovecot.restart()
+    kill_imap_session(dovecot, imap_account.username)
     with pytest.raises(MailboxError):
         imap.pending_uids()
 
