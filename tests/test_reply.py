@@ -843,3 +843,15 @@ def test_zoom_ids_are_grouped_as_zoom_shows_them(digits: str, expected: str) -> 
 def test_every_template_ships_as_package_data(name: str, language: str) -> None:
     template = importlib.resources.files("mailbot") / "templates" / language
     assert (template / f"{name}.j2").is_file()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_cancellation_without_times_does_not_claim_an_unreadable_time(
+    language: str,
+) -> None:
+    cancel = invitation(method="CANCEL", occurrences=())
+    reply = facts(Outcome.CANCELLED, reason="cancelled", invitation=cancel)
+
+    text = text_of(render(reply, language))
+
+    assert {"ca": "Data i hora", "es": "Fecha y hora"}[language] not in text
