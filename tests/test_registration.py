@@ -25,6 +25,7 @@ from mailbot.parsers.registration import (
     parse_registration,
     valid_nif,
 )
+from mailbot.parsers.text import html_to_text
 
 DATA = Path(__file__).parent / "data" / "registration"
 REMINDER = Problem(
@@ -139,6 +140,54 @@ def test_outlook_table_flattened_with_tabs_is_read() -> None:
     actual = parse("ca_outlook_table_tabs.eml")
 
     assert expected == actual
+
+
+def test_html_table_flattened_by_the_mime_layer_gives_the_same_parse() -> None:
+    message = email.message_from_bytes(
+        (DATA / "ca_outlook_table_tabs.eml").read_bytes(), policy=email.policy.default
+    )
+    assert isinstance(message, EmailMessage)
+    html = message.get_body(preferencelist=("html",))
+    assert isinstance(html, EmailMessage)
+    expected = parse("ca_outlook_table_tabs.eml")
+
+    actual = parse_registration(
+        str(message["Subject"]), html_to_text(html.get_content())
+    )
+
+    assert expected == actual
+
+
+def test_label_and_value_separated_by_one_space_are_split() -> None:
+    text = (
+        "Nom de l'ens Ajuntament de Vic\nNIF P0829800B\n"
+        "Persona de contacte Anna Casals\nCàrrec Tècnica\n"
+        "Telèfon 938 862 100 ext. 12\nCorreu del compte Zoom secretaria@vic.cat"
+    )
+
+    actual = parse_registration("", text)
+
+    assert (
+        "Ajuntament de Vic",
+        "P0829800B",
+        "Anna Casals",
+        "Tècnica",
+        "+34 938 862 100 ext. 12",
+        "secretaria@vic.cat",
+    ) == (
+        actual.entity_name,
+        actual.nif,
+        actual.contact_name,
+        actual.contact_role,
+        actual.phone,
+        actual.zoom_email,
+    )
+
+
+def test_sentence_that_starts_with_label_words_is_not_split() -> None:
+    actual = parse_registration("", "Nom de l'ens i NIF els trobareu al decret adjunt")
+
+    assert (None, None) == (actual.entity_name, actual.nif)
 
 
 def test_pipe_table_is_read() -> None:

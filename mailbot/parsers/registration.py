@@ -11,13 +11,13 @@ states it; tails are read last, for what a signature usually carries.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
 from mailbot.parsers.nif import PUBLIC_BODY_LETTERS, nif_kind, normalise_nif, valid_nif
+from mailbot.parsers.text import fold as _fold
 
 __all__ = [
     "Problem",
@@ -62,20 +62,8 @@ class RegistrationRequest:
     warnings: tuple[Problem, ...]  # accepted, but worth saying
 
 
-# Text folding: lower case, no accents, one apostrophe, same length as the input,
-# so that a match on the folded text slices the original.
-
-
-def _fold_char(char: str) -> str:
-    base = unicodedata.normalize("NFKD", char)[:1] or char
-    lower = base.lower()
-    if len(lower) != 1:
-        lower = base if len(base) == 1 else char
-    return "'" if lower in "’‘`´" else lower
-
-
-def _fold(text: str) -> str:
-    return "".join(_fold_char(char) for char in text)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
 
 
 # Layers: quoted and forwarded history, signatures and legal footers.
@@ -331,11 +319,69 @@ def _split_label(line: _Line) -> tuple[str, str, str] | None:
         if field:
             return field, match.group(1), match.group(2).strip()
         return None
+    spaced = _split_spaced(text)
+    if spaced:
+        return spaced
     if len(text.split()) <= 6 and not re.search(r"[.,;!]\s*\S", text):
         field = _label_field(line.folded)
         if field:
             return field, text, ""
     return None
+
+
+_LABEL_WORDS = _words(
+    """
+    nom nombre de del dels la les el l d i y ens ente entitat entidad organisme
+    organismo corporacio corporacion denominacio denominacion rao razon social nif
+    cif codi codigo identificacio identificacion fiscal persona contacte contacto
+    responsable interlocutor cognoms apellidos carrec cargo rol funcio lloc treball
+    puesto telefon telefono tel telf tlf tfno mobil movil correu correo electronic
+    electronico e-mail email mail adreca direccion compte cuenta usuari usuario zoom
+    per para a al canal youtube propi propio disposem disposeu disposa disponemos
+    disponen dispone teniu tenim tenemos tienen hem heu hemos han ha signat signada
+    firmado firmada subscrit suscrito conveni convenio acord acuerdo adhesio
+    adhesion us uso utilitzar usar consorci consorcio localret seu su vostre nostre
+    nuestro url enllac enlace
+    """
+)
+_VALUE_SHAPES: dict[str, re.Pattern[str]] = {
+    "nif": _NIF_TOKEN,
+    "phone": _PHONE_CANDIDATE,
+    "zoom_email": _EMAIL,
+    "youtube_channel": re.compile(r"^(?:\S*youtu|https?://|s[ií]\b|no\b)", re.I),
+    "channel_agreement": re.compile(r"^(?:s[ií]|no|signat|firmado)\b", re.I),
+}
+
+
+def _split_spaced(text: str) -> tuple[str, str, str] | None:
+    """Split "Label value" separated by one space, as HTML table cells become.
+
+    The label is the longest run of leading words that only label vocabulary
+    makes up; the value must have the shape its field expects.
+    """
+    words = text.split()
+    if len(words) > 24 or re.search(r"[.;!?]\s+[A-ZÀ-Ý]", text):
+        return None
+    count = 0
+    for word in words:
+        parts = [
+            part for part in re.split(r"'", _fold(word).strip("¿?¡!:*()/")) if part
+        ]
+        if not all(part in _LABEL_WORDS for part in parts):
+            break
+        count += 1
+    if count == 0 or count == len(words):
+        return None
+    label, value = " ".join(words[:count]), " ".join(words[count:])
+    field = _label_field(_fold(label))
+    if field is None:
+        return None
+    shape = _VALUE_SHAPES.get(field)
+    if shape is not None and not shape.search(value):
+        return None
+    if shape is None and not value[:1].isupper():
+        return None
+    return field, label, value
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,10 +601,6 @@ def _best(found: Iterable[_Found]) -> dict[str, str | bool]:
 
 
 # Checking the values.
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
 
 
 def normalise_phone(text: str) -> str | None:
