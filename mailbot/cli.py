@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
@@ -103,6 +104,22 @@ def _parser() -> argparse.ArgumentParser:
     lst = with_config(entity_commands.add_parser("list", help="list the entities"))
     lst.add_argument("--json", action="store_true", help="one JSON document")
     lst.set_defaults(func=cmd_entities_list)
+
+    confirm = with_config(
+        entity_commands.add_parser(
+            "confirm", help="confirm a registration request: the entity may book"
+        )
+    )
+    confirm.add_argument("nif", metavar="NIF")
+    confirm.set_defaults(func=cmd_entities_confirm)
+    reject = with_config(
+        entity_commands.add_parser("reject", help="reject a registration request")
+    )
+    reject.add_argument("nif", metavar="NIF")
+    reject.add_argument(
+        "--reason", required=True, help="why, in words the entity will read"
+    )
+    reject.set_defaults(func=cmd_entities_reject)
 
     bookings = commands.add_parser("bookings", help="the bookings")
     booking_commands = bookings.add_subparsers(
@@ -209,6 +226,63 @@ def cmd_entities_list(args: argparse.Namespace) -> int:
             f"  <{row['email']}>"
         )
     return EXIT_OK
+
+
+def cmd_entities_confirm(args: argparse.Namespace) -> int:
+    config = _config(args)
+    store = Store(config.database)
+    try:
+        entity = directory.confirm_registration(
+            store, config, args.nif, by=_operator(), now=datetime.now(UTC)
+        )
+        print(f"{entity.nif} {entity.name}: confirmed; it may book from now on")
+        _deliver_now(config, store)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_entities_reject(args: argparse.Namespace) -> int:
+    config = _config(args)
+    store = Store(config.database)
+    try:
+        directory.reject_registration(
+            store,
+            config,
+            args.nif,
+            by=_operator(),
+            reason=args.reason,
+            now=datetime.now(UTC),
+        )
+        print(f"{args.nif}: registration rejected")
+        _deliver_now(config, store)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _deliver_now(config: Config, store: Store) -> None:
+    """Send the answer now if the transport is reachable; else the daemon will."""
+    from mailbot.actions.delivery import deliver_due
+    from mailbot.actions.outbox import open_transport
+
+    transport = open_transport(config.transport)
+    attempts = getattr(config.transport, "max_attempts", 1)
+    try:
+        report = deliver_due(
+            store, transport, now=lambda: datetime.now(UTC), max_attempts=attempts
+        )
+    finally:
+        transport.close()
+    if report.deferred:
+        print("the answer to the entity could not be sent yet; `mailbot run` will")
 
 
 def cmd_bookings_list(args: argparse.Namespace) -> int:

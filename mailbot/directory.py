@@ -7,6 +7,8 @@ changed, when, and from which file, command or message.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,10 +16,12 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailbot.actions.reply import ReplyFacts, render_reply
+from mailbot.config import Config
 from mailbot.errors import MailbotError
-from mailbot.models import Entity
+from mailbot.models import Decision, Entity, Envelope, Outcome
 from mailbot.parsers.nif import normalise_nif, valid_nif
-from mailbot.store import Store
+from mailbot.store import RegistrationRecord, Store
 
 COLUMNS = (
     "nif",
@@ -163,3 +167,137 @@ def entity_dict(entity: Entity) -> dict[str, object]:
         "status": entity.status,
         "timezone": entity.timezone,
     }
+
+
+def confirm_registration(
+    store: Store, config: Config, nif: str, *, by: str, now: datetime
+) -> Entity:
+    """Support confirms an entity's adhesion: it may book from now on.
+
+    Applies the newest pending registration request for ``nif`` (a new
+    entity, or new data for a registered one), records who confirmed it, and
+    queues the answer to the entity in the outbox, in one transaction.
+    """
+    nif = normalise_nif(nif)
+    record = _pending(store, nif)
+    fields = record.fields
+    existing = store.entity(nif)
+    email = str(fields.get("zoom_email") or (existing.email if existing else ""))
+    senders = set(existing.senders if existing else ())
+    if record.from_addr and record.from_addr != email:
+        senders.add(record.from_addr)
+    has_channel = fields.get("has_own_channel")
+    channel = str(fields.get("youtube_channel") or "") if has_channel else ""
+    entity = Entity(
+        nif=nif,
+        name=str(fields.get("entity_name") or (existing.name if existing else nif)),
+        email=email,
+        language=str(fields.get("language") or "ca"),
+        youtube_channel=channel,
+        channel_agreement=bool(fields.get("channel_agreement")),
+        status="active",
+        senders=tuple(sorted(senders - {email})),
+        timezone=existing.timezone if existing else "Europe/Madrid",
+    )
+    with store.transaction():
+        store.save_entity(entity, source=f"confirmed by {by}", now=now)
+        store.decide_registration(nif, status="confirmed", by=by, note="", now=now)
+        _answer(
+            store, config, record, entity, Outcome.REGISTRATION_CONFIRMED, "", now=now
+        )
+    return entity
+
+
+def reject_registration(
+    store: Store, config: Config, nif: str, *, by: str, reason: str, now: datetime
+) -> None:
+    """Support rejects a registration request, saying why; the entity is told."""
+    nif = normalise_nif(nif)
+    if not reason.strip():
+        raise DirectoryError("a rejection needs a reason (--reason TEXT)")
+    record = _pending(store, nif)
+    existing = store.entity(nif)
+    with store.transaction():
+        if existing is not None and existing.status == "pending":
+            rejected = dataclasses.replace(existing, status="rejected")
+            store.save_entity(rejected, source=f"rejected by {by}", now=now)
+        store.decide_registration(
+            nif, status="rejected", by=by, note=reason.strip(), now=now
+        )
+        entity = existing or Entity(nif=nif, name=nif, email=record.from_addr)
+        _answer(
+            store,
+            config,
+            record,
+            entity,
+            Outcome.REGISTRATION_REJECTED,
+            reason.strip(),
+            now=now,
+        )
+
+
+def _pending(store: Store, nif: str) -> RegistrationRecord:
+    record = store.pending_registration(nif)
+    if record is None:
+        raise DirectoryError(f"no registration request for {nif} awaits a decision")
+    return record
+
+
+def _answer(
+    store: Store,
+    config: Config,
+    record: RegistrationRecord,
+    entity: Entity,
+    outcome: Outcome,
+    reason: str,
+    *,
+    now: datetime,
+) -> None:
+    """Queue the answer to the registration request, threaded on it."""
+    envelope = Envelope(
+        message_id=record.message_id,
+        from_addr=record.from_addr or entity.email,
+        from_name="",
+        reply_to="",
+        return_path=None,
+        to=(),
+        cc=(),
+        subject=record.subject,
+        references=(),
+        automatic=None,
+        text="",
+        calendars=(),
+        attachments=(),
+    )
+    decision = Decision(outcome, outcome.value)
+    fields = {**record.fields, "reason": reason}
+    facts = ReplyFacts(
+        decision=decision,
+        envelope=envelope,
+        invitation=None,
+        needs=None,
+        entity=entity,
+        booking_id=None,
+        registration=fields,
+    )
+    digest = hashlib.sha256(f"{outcome.value}\0{record.id}".encode()).hexdigest()[:32]
+    language = str(record.fields.get("language") or entity.language)
+    message = render_reply(
+        facts,
+        service=config.service,
+        language=language,
+        message_id=f"mailbot.{digest}@{config.message_id_domain}",
+        now=now,
+    )
+    recipients = [a.addr_spec for a in message["To"].addresses]
+    if message["Cc"] is not None:
+        recipients += [a.addr_spec for a in message["Cc"].addresses]
+    store.enqueue(
+        decision=None,
+        message_id=str(message["Message-ID"]).strip("<>"),
+        kind=outcome.value,
+        recipients=recipients,
+        subject=str(message["Subject"]),
+        data=message.as_bytes(),
+        now=now,
+    )

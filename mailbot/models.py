@@ -28,6 +28,8 @@ class Outcome(enum.StrEnum):
     QUARANTINED = "quarantined"  # could not be read
     REGISTRATION_PENDING = "registration-pending"
     REGISTRATION_INCOMPLETE = "registration-incomplete"
+    REGISTRATION_CONFIRMED = "registration-confirmed"  # by support, from the CLI
+    REGISTRATION_REJECTED = "registration-rejected"  # by support, from the CLI
 
 
 class Folder(enum.StrEnum):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -48,6 +49,22 @@ log = logging.getLogger("mailbot.pipeline")
 REQUEST_METHODS = ("REQUEST",)
 WINMAIL = "winmail.dat"
 PROPOSAL_WINDOW = timedelta(days=8)
+REGISTRATION_KEY_FIELDS = (
+    "entity_name",
+    "nif",
+    "contact_name",
+    "contact_role",
+    "phone",
+    "zoom_email",
+    "youtube_channel",
+    "has_own_channel",
+    "channel_agreement",
+)
+
+# Writes one decision's changes (bookings, registrations) inside the
+# message's transaction; gets the store, the time and the message row id,
+# and returns the booking id the decision concerns, if any.
+Writer = Callable[["Store", datetime, int], "int | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +91,8 @@ class _Result:
     licenses: tuple[tuple[Occurrence, str], ...] = ()
     registration: RegistrationRequest | None = None
     facts: dict[str, Any] = field(default_factory=dict)
-    write: Any = None  # a callable(store, now) -> booking id, run in the transaction
+    write: Writer | None = None  # run inside the message's transaction
+    arrived: datetime | None = None  # when the server received the message
 
 
 def handle(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> Handled:
@@ -105,6 +123,7 @@ def handle(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> H
             reply=False,
         )
 
+    result.arrived = raw.arrived
     message_id = result.envelope.message_id if result.envelope else _content_id(raw)
     _record(raw, result, message_id=message_id, config=config, store=store, now=now)
     decision = result.decision
@@ -178,11 +197,7 @@ def _decide_calendar(
         now=now,
         horizon_months=config.rules.horizon_months,
     )
-    organizer = invitation.organizer or envelope.from_addr
-    entity = store.entity_for(organizer) or sender_entity
-    sender_matches = (
-        sender_entity is None or entity is None or sender_entity.nif == entity.nif
-    )
+    entity, sender_matches = _who_books(invitation, sender_entity, store)
     text = "\n".join(
         (
             invitation.summary,
@@ -315,7 +330,7 @@ def _decide_one_occurrence(
     allocations = dict(verdict.allocations)
     occurrence = invitation.occurrences[0] if invitation.occurrences else None
 
-    def write(store: Store, now: datetime) -> int:
+    def write(store: Store, now: datetime, message: int) -> int | None:
         if occurrence is not None:
             booked = decision.outcome is Outcome.UPDATED
             store.replace_occurrence(
@@ -360,7 +375,7 @@ def _decide_cancellation(
     )
     if existing is not None:
 
-        def write(store: Store, now: datetime) -> int:
+        def write(store: Store, now: datetime, message: int) -> int | None:
             released = store.cancel_booking(
                 existing.id,
                 recurrence_id=invitation.recurrence_id,
@@ -374,8 +389,28 @@ def _decide_cancellation(
     return result
 
 
+def _who_books(
+    invitation: Invitation, sender_entity: Entity | None, store: Store
+) -> tuple[Entity | None, bool]:
+    """The entity an invitation books for, and whether its From may book for it.
+
+    The ORGANIZER and the From must belong to the same registered entity:
+    anybody can write someone else's address in an ORGANIZER line.  Without
+    an ORGANIZER (some clients send none), the From decides alone.
+    """
+    if not invitation.organizer:
+        return sender_entity, True
+    organizer_entity = store.entity_for(invitation.organizer)
+    if organizer_entity is None:
+        return sender_entity, sender_entity is None
+    matches = sender_entity is not None and sender_entity.nif == organizer_entity.nif
+    return organizer_entity, matches
+
+
 def _decide_registration(envelope: Envelope, *, store: Store, now: datetime) -> _Result:
     request = parse_registration(envelope.subject, envelope.text)
+    fields = _fields(request)
+    facts: dict[str, Any] = {"registration": fields}
     if request.problems:
         decision = Decision(
             Outcome.REGISTRATION_INCOMPLETE,
@@ -385,24 +420,104 @@ def _decide_registration(envelope: Envelope, *, store: Store, now: datetime) -> 
                 for p in request.problems
             ),
         )
-    else:
-        decision = Decision(
-            Outcome.REGISTRATION_PENDING,
-            "awaiting-confirmation",
-            notify_support=True,
-            checks=tuple(
-                Check(w.field, True, f"{w.code} {w.detail}".strip())
-                for w in request.warnings
-            ),
+        result = _Result(
+            decision,
+            "registration",
+            envelope=envelope,
+            registration=request,
+            facts=facts,
         )
+        result.write = _registration_writer(request, envelope, "incomplete")
+        return result
+
+    assert request.nif is not None
+    if store.same_registration(request.nif, _registration_key(fields)):
+        # The same request again: sent to both addresses, or forwarded again.
+        decision = Decision(
+            Outcome.DUPLICATE,
+            "same-registration",
+            reply=False,
+            detail=f"a registration with the same data for {request.nif} exists",
+        )
+        return _Result(decision, "registration", envelope=envelope, facts=facts)
+
+    existing = store.entity(request.nif)
+    decision = Decision(
+        Outcome.REGISTRATION_PENDING,
+        "awaiting-confirmation" if existing is None else "change-awaiting-confirmation",
+        notify_support=True,
+        checks=tuple(
+            Check(w.field, True, f"{w.code} {w.detail}".strip())
+            for w in request.warnings
+        ),
+        detail=""
+        if existing is None
+        else f"{request.nif} is already registered:"
+        " the request changes its data once support confirms it",
+    )
     result = _Result(
-        decision,
-        "registration",
-        envelope=envelope,
-        registration=request,
-        facts={"registration": _fields(request)},
+        decision, "registration", envelope=envelope, registration=request, facts=facts
+    )
+    result.write = _registration_writer(
+        request, envelope, "pending", new_entity=existing is None
     )
     return result
+
+
+def _registration_writer(
+    request: RegistrationRequest,
+    envelope: Envelope,
+    status: str,
+    *,
+    new_entity: bool = False,
+) -> Writer:
+    """Store the request; a new entity is created ``pending`` until support confirms.
+
+    A pending entity cannot book yet: its invitations are answered ``pending``
+    saying that the registration is not confirmed.
+    """
+
+    def write(store: Store, now: datetime, message: int) -> int | None:
+        fields = _fields(request)
+        store.add_registration(
+            message=message,
+            nif=request.nif,
+            entity_name=request.entity_name,
+            status=status,
+            fields=fields,
+            key=_registration_key(fields),
+            now=now,
+        )
+        if new_entity and request.nif and request.zoom_email:
+            senders = (
+                ()
+                if envelope.from_addr == request.zoom_email
+                else (envelope.from_addr,)
+            )
+            store.save_entity(
+                Entity(
+                    nif=request.nif,
+                    name=request.entity_name or request.nif,
+                    email=request.zoom_email,
+                    language=request.language,
+                    youtube_channel=request.youtube_channel or "",
+                    channel_agreement=bool(request.channel_agreement),
+                    status="pending",
+                    senders=tuple(s for s in senders if s),
+                ),
+                source=f"registration message {envelope.message_id}",
+                now=now,
+            )
+        return None
+
+    return write
+
+
+def _registration_key(fields: dict[str, Any]) -> str:
+    import json
+
+    keep = {k: v for k, v in fields.items() if k in REGISTRATION_KEY_FIELDS}
+    return json.dumps(keep, sort_keys=True, ensure_ascii=False)
 
 
 def _quarantine(
@@ -498,9 +613,7 @@ def _record(
             size=raw.size,
             kind=result.kind,
         )
-        booking_id = result.write(store, now) if result.write else None
-        if result.registration is not None:
-            _save_registration(store, result.registration, decision, message, now)
+        booking_id = result.write(store, now, message) if result.write else None
         decision_id = store.add_decision(
             message=message,
             now=now,
@@ -547,6 +660,7 @@ def _render(
         booking_id=booking_id,
         licenses=result.licenses,
         registration=_fields(result.registration) if result.registration else None,
+        arrived=result.arrived,
     )
     kind = "cap" if decision.reason == "reply-cap" else "reply"
     reply_id = _reply_message_id(message_id, kind, config)
@@ -581,7 +695,7 @@ def _booking_writer(
     decision: Decision,
     allocations: tuple[tuple[Occurrence, str], ...],
     config: Config,
-) -> Any:
+) -> Writer:
     held = dict(allocations)
     booked = decision.outcome in (Outcome.BOOKED, Outcome.UPDATED)
     if decision.outcome in (Outcome.BOOKED, Outcome.UPDATED):
@@ -591,7 +705,7 @@ def _booking_writer(
     else:
         status = "released"
 
-    def write(store: Store, now: datetime) -> int:
+    def write(store: Store, now: datetime, message: int) -> int | None:
         rows = []
         for occurrence in invitation.occurrences:
             hold_start, hold_end = _hold(occurrence, config)
@@ -620,40 +734,6 @@ def _booking_writer(
         )
 
     return write
-
-
-def _save_registration(
-    store: Store,
-    request: RegistrationRequest,
-    decision: Decision,
-    message: int,
-    now: datetime,
-) -> None:
-    import json
-
-    from mailbot.store import iso
-
-    store.conn.execute(
-        "INSERT INTO registrations (message, nif, entity_name, status, fields,"
-        " problems, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            message,
-            request.nif,
-            request.entity_name,
-            "pending"
-            if decision.outcome is Outcome.REGISTRATION_PENDING
-            else "incomplete",
-            json.dumps(_fields(request), ensure_ascii=False),
-            json.dumps(
-                [
-                    {"field": p.field, "code": p.code, "detail": p.detail}
-                    for p in request.problems
-                ],
-                ensure_ascii=False,
-            ),
-            iso(now),
-        ),
-    )
 
 
 # -- small helpers ------------------------------------------------------------

@@ -142,13 +142,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             entity_name TEXT,
             status TEXT NOT NULL,
             fields TEXT NOT NULL,
-            problems TEXT NOT NULL DEFAULT '[]',
+            key TEXT NOT NULL,
             created_at TEXT NOT NULL,
             decided_at TEXT,
             decided_by TEXT,
             note TEXT NOT NULL DEFAULT ''
         );
-        CREATE INDEX registrations_nif ON registrations(nif);
+        CREATE INDEX registrations_nif ON registrations(nif, status);
         """,
     ),
 )
@@ -188,6 +188,16 @@ class OccurrenceRecord:
     occurrence: Occurrence
     license: str | None
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRecord:
+    id: int
+    nif: str
+    fields: dict[str, Any]
+    message_id: str  # of the request, for threading the answer
+    from_addr: str
+    subject: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -731,6 +741,73 @@ class Store:
             ]
             result.append({**dict(row), "occurrences": occurrences})
         return result
+
+    # -- registrations ----------------------------------------------------------
+
+    def add_registration(
+        self,
+        *,
+        message: int | None,
+        nif: str | None,
+        entity_name: str | None,
+        status: str,
+        fields: dict[str, Any],
+        key: str,
+        now: datetime,
+    ) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO registrations (message, nif, entity_name, status, fields,"
+            " key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                message,
+                nif,
+                entity_name,
+                status,
+                json.dumps(fields, ensure_ascii=False),
+                key,
+                iso(now),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def same_registration(self, nif: str, key: str) -> bool:
+        """A pending or confirmed request for ``nif`` with exactly this data."""
+        row = self.conn.execute(
+            "SELECT 1 FROM registrations WHERE nif = ? AND key = ?"
+            " AND status IN ('pending', 'confirmed') LIMIT 1",
+            (nif, key),
+        ).fetchone()
+        return row is not None
+
+    def pending_registration(self, nif: str) -> RegistrationRecord | None:
+        """The newest request for ``nif`` that support has not decided."""
+        row = self.conn.execute(
+            "SELECT r.id, r.nif, r.fields, m.message_id, m.from_addr, m.subject"
+            " FROM registrations r LEFT JOIN messages m ON m.id = r.message"
+            " WHERE r.nif = ? AND r.status = 'pending' ORDER BY r.id DESC LIMIT 1",
+            (nif,),
+        ).fetchone()
+        if row is None:
+            return None
+        return RegistrationRecord(
+            id=row[0],
+            nif=row[1],
+            fields=json.loads(row[2]),
+            message_id=row[3] or "",
+            from_addr=row[4] or "",
+            subject=row[5] or "",
+        )
+
+    def decide_registration(
+        self, nif: str, *, status: str, by: str, note: str, now: datetime
+    ) -> int:
+        """Mark every pending request for ``nif`` confirmed or rejected."""
+        cursor = self.conn.execute(
+            "UPDATE registrations SET status = ?, decided_at = ?, decided_by = ?,"
+            " note = ? WHERE nif = ? AND status = 'pending'",
+            (status, iso(now), by, note, nif),
+        )
+        return cursor.rowcount
 
     # -- the outbox -----------------------------------------------------------
 
