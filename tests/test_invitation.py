@@ -344,6 +344,62 @@ def test_huge_count_is_cut_at_the_cap_quickly() -> None:
     assert time.monotonic() - started < 1
 
 
+def test_series_started_years_ago_still_gets_its_coming_dates() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20150105T180000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=WEEKLY;BYDAY=MO",
+        )
+    )
+
+    assert "2026-01-05 18:00" == starts(invitation)[0]
+    assert "2026-12-28 18:00" == starts(invitation)[-1]
+    assert 52 == len(invitation.occurrences)
+    assert invitation.truncated
+
+
+def test_count_series_started_years_ago_keeps_its_remaining_dates() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20250106T180000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=WEEKLY;COUNT=60",
+        )
+    )
+
+    assert "2026-01-05 18:00" == starts(invitation)[0]
+    assert "2026-02-23 18:00" == starts(invitation)[-1]
+    assert not invitation.truncated
+
+
+def test_series_wholly_over_keeps_only_its_last_meeting() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20240105T180000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=MONTHLY;COUNT=6",
+        )
+    )
+
+    assert ["2024-06-05 18:00"] == starts(invitation)
+
+
+def test_daily_series_from_long_ago_with_a_huge_count_is_quick() -> None:
+    started = time.monotonic()
+    invitation = read(
+        calendar(
+            "DTSTART:19900105T170000Z",
+            "DURATION:PT1H",
+            "RRULE:FREQ=DAILY;COUNT=1000000000",
+        )
+    )
+
+    assert invitation.truncated
+    assert "2025-12-31 18:00" == starts(invitation)[0]
+    assert time.monotonic() - started < 1
+
+
 @pytest.mark.parametrize(
     "rule",
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from mailbot.parsers.timezones import (
 )
 
 MAX_OCCURRENCES = 500
+MAX_COUNT = 1_000_000  # past it, COUNT changes nothing: the horizon comes first
+PAST_MARGIN = timedelta(days=1)  # occurrences over before now minus this are skipped
 TIME_BUDGET_SECONDS = 0.5
 MAX_RULE_ITEMS = 400
 MAX_INTERVAL = 1000
@@ -609,23 +612,35 @@ def _rule_starts(
     except (ValueError, TypeError) as error:
         raise CalendarError("invalid-recurrence", str(error)[:200]) from error
 
-    starts: list[datetime] = [local_start]
+    # Occurrences already over are passed by without counting toward the
+    # cap, so a series that started years ago still gets its coming dates;
+    # the last one over is kept when nothing is left, for the rules to see.
+    window_start = context.now - PAST_MARGIN
+    starts: list[datetime] = []
+    last_over: datetime | None = None
     truncated = False
+    candidates = itertools.chain(
+        [local_start], (shift_years(shifted, -shift) for shifted in rule)
+    )
     try:
-        for shifted in rule:
+        for index, local in enumerate(candidates):
             context.check_time()
-            local = shift_years(shifted, -shift)
-            if local == local_start:
+            if index and local == local_start:
                 continue
             if zone.to_utc(local) > context.horizon_end:
                 truncated = True
                 break
+            if span.end_of(local) < window_start:
+                last_over = local
+                continue
             if len(starts) >= MAX_OCCURRENCES:
                 truncated = True
                 break
             starts.append(local)
     except ValueError as error:
         raise CalendarError("invalid-recurrence", str(error)[:200]) from error
+    if not starts and last_over is not None:
+        starts.append(last_over)
     return starts, truncated
 
 
@@ -654,7 +669,7 @@ def _rule_arguments(
         count = _rule_int(parts.pop("COUNT"), "COUNT")
         if count < 1:
             raise CalendarError("invalid-recurrence", f"COUNT={count}")
-        kwargs["count"] = min(count, MAX_OCCURRENCES + 1)
+        kwargs["count"] = min(count, MAX_COUNT)
     if "UNTIL" in parts:
         kwargs["until"] = _until(parts.pop("UNTIL"), zone, context)
         if "count" in kwargs:
