@@ -633,8 +633,9 @@ class Store:
     ) -> None:
         """Replace (or add) the one occurrence of a series ``recurrence_id`` names."""
         self.conn.execute(
-            "DELETE FROM occurrences WHERE booking_id = ? AND recurrence_id = ?",
-            (booking_id, iso(recurrence_id)),
+            "DELETE FROM occurrences WHERE booking_id = ?"
+            " AND (recurrence_id = ? OR (recurrence_id IS NULL AND start = ?))",
+            (booking_id, iso(recurrence_id), iso(recurrence_id)),
         )
         self._insert_occurrence(booking_id, occurrence, *hold, license_, status)
         self.conn.execute(
