@@ -83,13 +83,15 @@ def read_csv(path: Path) -> list[Entity]:
         raise DirectoryError(f"{path}: the header lacks {', '.join(missing)}")
     unknown = [h for h in header if h not in (*COLUMNS, "timezone")]
     if unknown:
-        raise DirectoryError(f"{path}: unknown column {unknown[0]!r}")
+        raise DirectoryError(f"{path}, line 1: unknown column {unknown[0]!r}")
     reader.fieldnames = header
 
     entities: dict[str, Entity] = {}
     senders_seen: dict[str, str] = {}
-    for number, row in enumerate(reader, start=2):
-        where = f"{path}, line {number}"
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        if None in row:
+            raise DirectoryError(f"{where}: more cells than the header has columns")
         entity = _entity(row, where)
         if entity.nif in entities:
             raise DirectoryError(f"{where}: NIF {entity.nif} appears twice")
