@@ -9,6 +9,7 @@ import argparse
 import getpass
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
@@ -161,11 +162,23 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config or default_config_path())
 
 
+def _store(config: Config) -> Store:
+    """Open the database, or fail as bad configuration naming ``database.path``."""
+    try:
+        return Store(config.database)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(
+            f"{config.database} cannot be opened as a database: {exc}",
+            key="database.path",
+            path=str(config.path),
+        ) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from mailbot.daemon import Daemon, Stopper
 
     config = _config(args)
-    store = Store(config.database)
+    store = _store(config)
     stopper = Stopper()
     daemon = Daemon(config, store=store, stopper=stopper)
     try:
@@ -196,7 +209,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_entities_import(args: argparse.Namespace) -> int:
     config = _config(args)
-    store = Store(config.database)
+    store = _store(config)
     try:
         report = directory.import_csv(store, args.file, now=datetime.now(UTC))
     finally:
@@ -210,7 +223,7 @@ def cmd_entities_import(args: argparse.Namespace) -> int:
 
 def cmd_entities_list(args: argparse.Namespace) -> int:
     config = _config(args)
-    store = Store(config.database)
+    store = _store(config)
     try:
         entities = store.entities()
     finally:
@@ -290,7 +303,7 @@ def cmd_bookings_list(args: argparse.Namespace) -> int:
     zone = ZoneInfo(config.service.timezone)
     start = datetime.combine(args.start, time(), zone) if args.start else None
     end = datetime.combine(args.end, time(), zone) if args.end else None
-    store = Store(config.database)
+    store = _store(config)
     try:
         rows = [
             _booking_json(row, zone)
