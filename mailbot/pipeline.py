@@ -210,7 +210,9 @@ def _decide_calendar(
     facts = _invitation_facts(invitation, needs)
 
     if invitation.method == "CANCEL":
-        return _decide_cancellation(invitation, envelope, entity, store, facts)
+        return _decide_cancellation(
+            invitation, envelope, entity, sender_matches, store, facts
+        )
     if invitation.method not in REQUEST_METHODS:
         decision = Decision(
             Outcome.PEOPLE,
@@ -224,6 +226,22 @@ def _decide_calendar(
         )
 
     existing = store.booking(invitation.uid)
+    if (
+        existing is not None
+        and existing.entity is not None
+        and (entity is None or entity.nif != existing.entity)
+    ):
+        # The same UID from another entity must not replace its booking.
+        decision = Decision(
+            Outcome.PEOPLE,
+            "uid-of-another-entity",
+            folder=Folder.PEOPLE,
+            reply=False,
+            detail=f"booking {existing.id} with this UID belongs to {existing.entity}",
+        )
+        return _Result(
+            decision, "calendar", envelope, invitation, needs, entity, facts=facts
+        )
     if existing is not None and _is_stale(invitation, existing):
         decision = Decision(
             Outcome.UNCHANGED,
@@ -266,7 +284,7 @@ def _decide_calendar(
         sender_matches=sender_matches,
     )
     decision = verdict.decision
-    if decision.outcome is Outcome.BOOKED and existing is not None:
+    if decision.outcome is Outcome.BOOKED and _live(existing):
         decision = _replace(decision, outcome=Outcome.UPDATED)
     result = _Result(
         decision,
@@ -365,10 +383,40 @@ def _decide_cancellation(
     invitation: Invitation,
     envelope: Envelope,
     entity: Entity | None,
+    sender_matches: bool,
     store: Store,
     facts: dict[str, Any],
 ) -> _Result:
     existing = store.booking(invitation.uid)
+    authorised = (
+        sender_matches
+        and entity is not None
+        and (existing is None or existing.entity == entity.nif)
+    )
+    if existing is not None and not authorised:
+        # Only the entity that booked may cancel: a UID is no secret.
+        decision = Decision(
+            Outcome.PEOPLE,
+            "cancellation-not-authorised",
+            folder=Folder.PEOPLE,
+            reply=False,
+            detail=f"booking {existing.id} belongs to {existing.entity};"
+            f" the cancellation came from {envelope.from_addr}",
+        )
+        return _Result(
+            decision, "cancellation", envelope, invitation, None, entity, facts=facts
+        )
+    if existing is not None and invitation.sequence < existing.sequence:
+        decision = Decision(
+            Outcome.UNCHANGED,
+            "not-newer",
+            reply=False,
+            detail=f"SEQUENCE {invitation.sequence} is older than {existing.sequence}",
+        )
+        return _Result(
+            decision, "cancellation", envelope, invitation, None, entity, facts=facts
+        )
+
     decision = decide_cancel(invitation, known=existing is not None)
     result = _Result(
         decision, "cancellation", envelope, invitation, None, entity, facts=facts
@@ -386,7 +434,31 @@ def _decide_cancellation(
             return existing.id
 
         result.write = write
+    elif authorised and entity is not None and invitation.recurrence_id is None:
+        # A cancellation that overtook its invitation: remember it, so the
+        # invitation, when it comes, is seen to be older and books nothing.
+        result.write = _tombstone_writer(invitation, entity)
     return result
+
+
+def _tombstone_writer(invitation: Invitation, entity: Entity) -> Writer:
+    def write(store: Store, now: datetime, message: int) -> int | None:
+        return store.save_booking(
+            uid=invitation.uid,
+            entity=entity.nif,
+            organizer=invitation.organizer,
+            summary=invitation.summary,
+            sequence=invitation.sequence,
+            dtstamp=invitation.dtstamp,
+            status="cancelled",
+            needs=Needs(),
+            zone=invitation.zone,
+            recurring=invitation.recurring,
+            occurrences=(),
+            now=now,
+        )
+
+    return write
 
 
 def _who_books(
@@ -765,6 +837,11 @@ def _holdings(
                 holding
             )
     return list(seen.values())
+
+
+def _live(booking: BookingRecord | None) -> bool:
+    """A booking that holds or awaits licenses (not cancelled or released)."""
+    return booking is not None and booking.status in ("booked", "pending")
 
 
 def _is_stale(invitation: Invitation, existing: BookingRecord) -> bool:
