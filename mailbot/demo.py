@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
+import os
 import tempfile
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -21,6 +23,7 @@ from zoneinfo import ZoneInfo
 from mailbot.config import load_config
 from mailbot.daemon import Daemon
 from mailbot.directory import import_csv
+from mailbot.mailbox import maildir_uid
 from mailbot.pipeline import Handled
 from mailbot.store import Store
 
@@ -100,8 +103,6 @@ def _run(folder: Path, out: TextIO) -> int:
 
 def _deliver_samples(inbox: Path, now: datetime) -> dict[int, str]:
     """Write the samples into the Maildir, oldest first; returns UID -> name."""
-    from mailbot.mailbox import maildir_uid
-
     for sub in ("new", "cur", "tmp"):
         (inbox / sub).mkdir(parents=True, exist_ok=True)
     local_now = now.astimezone(MADRID)
@@ -132,8 +133,6 @@ def _deliver_samples(inbox: Path, now: datetime) -> dict[int, str]:
         file_name = f"{arrived}.M{number}P0.mailbot-demo"
         path = inbox / "new" / file_name
         path.write_bytes(data)
-        import os
-
         os.utime(path, (arrived, arrived))
         names[maildir_uid(file_name)] = name
     return names

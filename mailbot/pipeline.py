@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.utils import getaddresses
 from typing import Any
 
 from mailbot.actions.reply import ReplyFacts, render_reply
@@ -42,7 +44,7 @@ from mailbot.parsers.registration import (
 )
 from mailbot.pool import hold_interval
 from mailbot.rules import decide_cancel, decide_request
-from mailbot.store import BookingRecord, Store
+from mailbot.store import BookingRecord, Store, iso
 
 log = logging.getLogger("mailbot.pipeline")
 
@@ -586,8 +588,6 @@ def _registration_writer(
 
 
 def _registration_key(fields: dict[str, Any]) -> str:
-    import json
-
     keep = {k: v for k, v in fields.items() if k in REGISTRATION_KEY_FIELDS}
     return json.dumps(keep, sort_keys=True, ensure_ascii=False)
 
@@ -889,8 +889,6 @@ def _content_id(raw: RawMessage) -> str:
 
 
 def _addresses(values: list[Any]) -> list[str]:
-    from email.utils import getaddresses
-
     return [
         address.lower()
         for _, address in getaddresses([str(v) for v in values])
@@ -899,8 +897,6 @@ def _addresses(values: list[Any]) -> list[str]:
 
 
 def _invitation_facts(invitation: Invitation, needs: Needs) -> dict[str, Any]:
-    from mailbot.store import iso
-
     return {
         "uid": invitation.uid,
         "method": invitation.method,
