@@ -34,6 +34,7 @@ from mailbot.models import (
     Outcome,
     RawMessage,
 )
+from mailbot.parsers.authres import check_authentication
 from mailbot.parsers.envelope import parse_envelope
 from mailbot.parsers.invitation import read_invitation
 from mailbot.parsers.needs import read_needs
@@ -42,8 +43,8 @@ from mailbot.parsers.registration import (
     looks_like_registration,
     parse_registration,
 )
-from mailbot.pool import hold_interval
-from mailbot.rules import decide_cancel, decide_request
+from mailbot.pool import Holding, hold_interval
+from mailbot.rules import Verdict, decide_cancel, decide_request
 from mailbot.store import BookingRecord, Store, iso
 
 log = logging.getLogger("mailbot.pipeline")
@@ -150,6 +151,9 @@ def _decide(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> 
         service_address=config.service.address,
         own_domain=config.message_id_domain,
     )
+    unauthenticated = _unauthenticated(raw, envelope, config)
+    if unauthenticated is not None:
+        return unauthenticated
 
     if raw.oversized:
         return _quarantine_envelope(
@@ -186,6 +190,37 @@ def _decide(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> 
         Outcome.PEOPLE, "not-for-the-robot", folder=Folder.PEOPLE, reply=False
     )
     return _Result(decision, "other", envelope=envelope)
+
+
+def _unauthenticated(
+    raw: RawMessage, envelope: Envelope, config: Config
+) -> _Result | None:
+    """Mail failing the sender policy: no booking, no reply, filed for people.
+
+    Its sender may be forged, so nobody is answered, and support is not
+    mailed per message (that could be used to flood it): the audit row says
+    why.  Automatic mail is left to its own rule, which never answers either.
+    """
+    security = config.security
+    if envelope.automatic is not None or security.require_authentication == "none":
+        return None
+    verdict = check_authentication(
+        raw.data,
+        from_addr=envelope.from_addr,
+        require=security.require_authentication,
+        authserv_id=security.authserv_id,
+    )
+    if verdict.passed:
+        return None
+    decision = Decision(
+        Outcome.PEOPLE,
+        "unauthenticated",
+        folder=Folder.PEOPLE,
+        reply=False,
+        detail=verdict.detail,
+        checks=(Check("authenticated", False, verdict.detail),),
+    )
+    return _Result(decision, "unauthenticated", envelope=envelope)
 
 
 def _decide_calendar(
@@ -272,16 +307,15 @@ def _decide_calendar(
         )
 
     previous = [o.occurrence for o in existing.occurrences] if existing else []
-    holdings = _holdings(invitation.occurrences, config, store, existing)
-    verdict = decide_request(
+    verdict = _evaluate(
         invitation,
         entity=entity,
         needs=needs,
-        arrived=raw.arrived,
+        raw=raw,
+        config=config,
+        store=store,
         now=now,
-        rules=config.rules,
-        pool=config.pool,
-        holdings=holdings,
+        existing=existing,
         previous=previous,
         sender_matches=sender_matches,
     )
@@ -331,16 +365,15 @@ def _decide_one_occurrence(
         if o.occurrence.recurrence_id == recurrence_id
         or (o.occurrence.recurrence_id is None and o.occurrence.start == recurrence_id)
     ]
-    holdings = _holdings(invitation.occurrences, config, store, existing)
-    verdict = decide_request(
+    verdict = _evaluate(
         invitation,
         entity=entity,
         needs=needs,
-        arrived=raw.arrived,
+        raw=raw,
+        config=config,
+        store=store,
         now=now,
-        rules=config.rules,
-        pool=config.pool,
-        holdings=holdings,
+        existing=existing,
         previous=previous,
         sender_matches=sender_matches,
     )
@@ -672,6 +705,17 @@ def _record(
             )
             notice_due = store.notices_since(reply_to, since, "cap") == 0
 
+    if decision.proposals:
+        result.facts["proposals"] = [
+            {"start": iso(slot.start), "end": iso(slot.end)}
+            for slot in decision.proposals
+        ]
+    if decision.failing:
+        result.facts["failing"] = [
+            {"start": iso(occurrence.start), "reason": why}
+            for occurrence, why in decision.failing
+        ]
+
     with store.transaction():
         message = store.add_message(
             message_id=message_id,
@@ -816,21 +860,57 @@ def _hold(occurrence: Occurrence, config: Config) -> tuple[datetime, datetime]:
     return slot.start, slot.end
 
 
-def _holdings(
-    occurrences: tuple[Occurrence, ...],
+def _evaluate(
+    invitation: Invitation,
+    *,
+    entity: Entity | None,
+    needs: Needs,
+    raw: RawMessage,
     config: Config,
     store: Store,
+    now: datetime,
     existing: BookingRecord | None,
-) -> list[Any]:
-    """Licenses held by other bookings around each occurrence, without repeats."""
-    seen: dict[tuple[Any, ...], Any] = {}
+    previous: list[Occurrence],
+    sender_matches: bool,
+) -> Verdict:
+    """The booking rules over the licenses other bookings hold around the meeting."""
+    windows = [_hold(o, config) for o in invitation.occurrences if not o.cancelled]
+
+    def decide(holdings: list[Holding]) -> Verdict:
+        return decide_request(
+            invitation,
+            entity=entity,
+            needs=needs,
+            arrived=raw.arrived,
+            now=now,
+            rules=config.rules,
+            pool=config.pool,
+            holdings=holdings,
+            previous=previous,
+            sender_matches=sender_matches,
+        )
+
+    verdict = decide(_holdings(windows, store, existing))
+    full = [o for o, why in verdict.decision.failing if why == "pool-full"]
+    if not full:
+        return verdict
+
+    # The nearest free slots offered for a full pool are searched within a
+    # week of the first meeting that does not fit: decide again with the
+    # licenses held over that week too.  Only a full pool pays for this.
+    start, end = _hold(full[0], config)
+    windows.append((start - PROPOSAL_WINDOW, end + PROPOSAL_WINDOW))
+    return decide(_holdings(windows, store, existing))
+
+
+def _holdings(
+    windows: list[tuple[datetime, datetime]],
+    store: Store,
+    existing: BookingRecord | None,
+) -> list[Holding]:
+    """Licenses held by other bookings in each window, without repeats."""
+    seen: dict[tuple[Any, ...], Holding] = {}
     exclude = existing.id if existing else None
-    windows = [_hold(o, config) for o in occurrences if not o.cancelled]
-    if windows:
-        # The nearest free slots offered when the pool is full are searched
-        # within a week of the meeting: they need the holdings there too.
-        first_start, first_end = windows[0]
-        windows.append((first_start - PROPOSAL_WINDOW, first_end + PROPOSAL_WINDOW))
     for start, end in windows:
         for holding in store.holdings(start, end, exclude_booking=exclude):
             seen[(holding.start, holding.end, holding.license, holding.booking_id)] = (

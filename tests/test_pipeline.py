@@ -327,3 +327,20 @@ def test_decision_row_keeps_every_rule_result(robot: Robot) -> None:
     assert "audited" == facts["uid"]
     assert "Romance Standard Time" == facts["tzid"]
     assert f"{instant(5, 10):%Y-%m-%dT%H:%M:%SZ}" == facts["start"]
+
+
+def test_proposed_slots_avoid_bookings_outside_the_meeting_itself(robot: Robot) -> None:
+    robot.handle(outlook("morning", 5, 10))
+    robot.handle(outlook("noon", 5, 12, organizer=COMARCA))
+
+    full = robot.handle(outlook("wanted", 5, 10, organizer=COMARCA))
+
+    proposals = json.loads(str(full["facts"]))["proposals"]
+    starts = [
+        datetime.strptime(p["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        for p in proposals
+    ]
+    assert ("pending", "pool-full") == (full["outcome"], full["reason"])
+    assert starts
+    assert instant(5, 12) not in starts
+    assert all(abs(s - instant(5, 12)) >= timedelta(hours=2) for s in starts)
