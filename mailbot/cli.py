@@ -197,6 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from mailbot.demo import run_demo
 
+    if not args.verbose:
+        # The demo prints its own line per message; the log would repeat it.
+        logging.getLogger("mailbot").setLevel(logging.WARNING)
     return run_demo(keep=args.keep, out=sys.stdout)
 
 

@@ -58,7 +58,9 @@ def run_demo(*, keep: Path | None, out: TextIO) -> int:
         keep.mkdir(parents=True, exist_ok=True)
         return _run(keep, out)
     with tempfile.TemporaryDirectory(prefix="mailbot-demo-") as folder:
-        return _run(Path(folder), out)
+        code = _run(Path(folder), out)
+    out.write(f"\n({folder} was removed; `mailbot demo --keep DIR` keeps the files)\n")
+    return code
 
 
 def _run(folder: Path, out: TextIO) -> int:
