@@ -21,6 +21,7 @@ from mailbot.errors import ConfigError
 
 LANGUAGES = ("ca", "es")
 TLS_MODES = ("ssl", "starttls", "none")
+AUTH_POLICIES = ("none", "dkim", "dmarc")
 TABLES = (
     "service",
     "rules",
@@ -30,6 +31,7 @@ TABLES = (
     "smtp",
     "outbox",
     "database",
+    "security",
 )
 
 
@@ -51,6 +53,14 @@ class RulesConfig:
     overrun_minutes: int = 30
     max_participants: int = 300
     horizon_months: int = 12
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """Which senders are believed: see mailbot.parsers.authres."""
+
+    require_authentication: str = "none"  # none | dkim | dmarc
+    authserv_id: str = ""  # the border server's name in Authentication-Results
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +145,7 @@ class Config:
     database: Path
     mailbox: ImapConfig | MaildirConfig
     transport: SmtpConfig | OutboxConfig
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
     def message_id_domain(self) -> str:
@@ -214,6 +225,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path) -> Config:
 
     mailbox = _mailbox(reader, data)
     transport = _transport(reader, data)
+    security = _security(reader, data)
 
     return Config(
         path=path,
@@ -223,6 +235,28 @@ def parse_config(data: Mapping[str, Any], *, path: Path) -> Config:
         database=db_path,
         mailbox=mailbox,
         transport=transport,
+        security=security,
+    )
+
+
+def _security(reader: _Reader, data: Mapping[str, Any]) -> SecurityConfig:
+    table = reader.table(data, "security")
+    require = reader.choice(
+        table, "security.require_authentication", AUTH_POLICIES, "none"
+    )
+    authserv_id = reader.string(table, "security.authserv_id", "").strip()
+    if require != "none" and not authserv_id:
+        raise reader.error(
+            "security.authserv_id",
+            f"missing: required when require_authentication is {require!r}",
+        )
+    if any(char.isspace() or char in ';()"' for char in authserv_id):
+        raise reader.error(
+            "security.authserv_id", "must be one word, e.g. mx.example.org"
+        )
+    reader.finish(table, "security")
+    return SecurityConfig(
+        require_authentication=require, authserv_id=authserv_id.lower()
     )
 
 
