@@ -151,6 +151,16 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX registrations_nif ON registrations(nif, status);
         """,
     ),
+    (
+        "index replies by their first recipient",
+        # The daily reply cap counts the replies to one address each time a
+        # message is decided; without this index that was a scan of the
+        # whole outbox, which grows by one row per reply for ever.
+        """
+        CREATE INDEX outbox_first_recipient
+            ON outbox(json_extract(recipients, '$[0]'), kind, created_at);
+        """,
+    ),
 )
 
 
@@ -160,7 +170,15 @@ def iso(moment: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    """A stored timestamp back as an aware UTC datetime.
+
+    ``fromisoformat`` is about five times faster than ``strptime``, which
+    counted when a capacity check reads thousands of holds; the length check
+    keeps the exact stored form the only one accepted.
+    """
+    if len(text) != 20 or text[10] != "T" or text[19] != "Z":
+        raise ValueError(f"not a stored UTC timestamp: {text!r}")
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,18 +498,17 @@ class Store:
     def replies_since(self, address: str, since: datetime) -> int:
         """How many replies were queued to ``address`` since ``since``."""
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM outbox o, json_each(o.recipients) r"
-            " WHERE o.kind = 'reply' AND o.created_at >= ? AND r.key = 0"
-            " AND r.value = ?",
-            (iso(since), address.lower()),
+            "SELECT COUNT(*) FROM outbox WHERE json_extract(recipients, '$[0]') = ?"
+            " AND kind = 'reply' AND created_at >= ?",
+            (address.lower(), iso(since)),
         ).fetchone()
         return int(row[0])
 
     def notices_since(self, address: str, since: datetime, kind: str) -> int:
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM outbox o, json_each(o.recipients) r"
-            " WHERE o.kind = ? AND o.created_at >= ? AND r.key = 0 AND r.value = ?",
-            (kind, iso(since), address.lower()),
+            "SELECT COUNT(*) FROM outbox WHERE json_extract(recipients, '$[0]') = ?"
+            " AND kind = ? AND created_at >= ?",
+            (address.lower(), kind, iso(since)),
         ).fetchone()
         return int(row[0])
 
