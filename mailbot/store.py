@@ -161,6 +161,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             ON outbox(json_extract(recipients, '$[0]'), kind, created_at);
         """,
     ),
+    (
+        "count the attempts whose outcome is unknown",
+        # An attempt still 'sending' when the next one starts was cut short
+        # between handing the reply to SMTP and recording the answer.
+        """
+        ALTER TABLE outbox ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 
@@ -876,13 +884,25 @@ class Store:
             for r in rows
         ]
 
-    def mark_sending(self, item: int, now: datetime) -> None:
+    def mark_sending(self, item: int, now: datetime) -> bool:
+        """Record that an attempt starts; True when the previous one was cut short.
+
+        A row still ``sending`` is one whose last attempt never recorded its
+        answer (the process stopped after handing the reply to SMTP, or
+        before): whether it was delivered is unknown.  It is counted in
+        ``interrupted`` and goes out again with the same Message-ID.
+        """
         with self.transaction():
+            row = self.conn.execute(
+                "SELECT status FROM outbox WHERE id = ?", (item,)
+            ).fetchone()
+            interrupted = row is not None and row[0] == "sending"
             self.conn.execute(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1,"
-                " next_attempt_at = ? WHERE id = ?",
-                (iso(now), item),
+                " interrupted = interrupted + ?, next_attempt_at = ? WHERE id = ?",
+                (int(interrupted), iso(now), item),
             )
+        return interrupted
 
     def mark_sent(self, item: int, *, response: str, now: datetime) -> None:
         with self.transaction():
