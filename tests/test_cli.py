@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailbot import cli
+from mailbot.store import MIGRATIONS
 from tests.helpers import (
     PASSWORD_ENV,
     assert_no_traceback,
@@ -207,7 +208,7 @@ def test_check_config_offline_reports_and_exits_0(tmp_path: Path) -> None:
 
     assert 0 == done.returncode, done.stderr
     assert "license pool: adv-01, adv-02 (2 licenses)" in done.stdout
-    assert "schema version 1" in done.stdout
+    assert f"schema version {len(MIGRATIONS)}," in done.stdout
     assert "connections: not tried (--offline)" in done.stdout
     assert_no_traceback(done)
 
