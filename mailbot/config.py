@@ -65,29 +65,47 @@ class SecurityConfig:
 
 @dataclass(frozen=True, slots=True)
 class Secret:
-    """Where a password comes from; read only when a connection needs it."""
+    """Where a password comes from; read only when a connection needs it.
+
+    ``table`` and ``path`` say where it was configured, for error messages.
+    """
 
     env: str = ""
     command: str = ""
+    table: str = ""
+    path: str = ""
 
     def read(self) -> str:
         if self.env:
             value = os.environ.get(self.env)
             if value is None:
-                raise ConfigError(f"environment variable {self.env} is not set")
+                raise self._error(
+                    "password_env", f"the environment variable {self.env} is not set"
+                )
             return value
         if self.command:
-            done = subprocess.run(
-                shlex.split(self.command),
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
+            try:
+                done = subprocess.run(
+                    shlex.split(self.command),
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=False,
+                )
+            except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+                raise self._error(
+                    "password_command", f"could not run: {type(exc).__name__}"
+                ) from None
             if done.returncode != 0:
-                raise ConfigError(f"password_command exited {done.returncode}")
+                raise self._error(
+                    "password_command", f"exited with status {done.returncode}"
+                )
             return done.stdout.rstrip("\n")
         return ""
+
+    def _error(self, key: str, message: str) -> ConfigError:
+        full = f"{self.table}.{key}" if self.table else key
+        return ConfigError(message, key=full, path=self.path)
 
     def __repr__(self) -> str:
         return f"Secret(env={self.env!r}, command={'...' if self.command else ''!r})"
@@ -467,4 +485,4 @@ class _Reader:
                 f"{name}.password_env",
                 "give password_env or password_command, not both",
             )
-        return Secret(env=env, command=command)
+        return Secret(env=env, command=command, table=name, path=str(self.file))
