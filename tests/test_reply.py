@@ -83,7 +83,10 @@ SIGNATURES = {
     "ca": "Equip de suport de LOCALRETMEET",
     "es": "Equipo de soporte de LOCALRETMEET",
 }
-GENERIC = {"ca": "codi «", "es": "código «"}
+GENERIC = {
+    "ca": "no compleix alguna de les condicions de reserva",
+    "es": "no cumple alguna de las condiciones de reserva",
+}
 REGISTRATION = {
     "entity_name": "Ajuntament de Vic",
     "nif": "P0830000A",
@@ -630,7 +633,7 @@ def test_unknown_reason_still_renders_a_generic_sentence(language: str) -> None:
 
     text = text_of(render(reply, language))
 
-    assert f"{GENERIC[language]}martian-invasion»" in text
+    assert (True, False) == (GENERIC[language] in text, "martian-invasion" in text)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -109,7 +109,7 @@ SUBJECTS: Mapping[str, Mapping[str, str]] = {
         "pending": "Reserva pendent de revisió",
         "needs-info": "Falta informació per a la reserva",
         "declined": "Reserva no possible",
-        "unregistered": "Entitat no registrada",
+        "unregistered": "Remitent no registrat al servei",
         "cancelled": "Cancel·lació rebuda",
         "quarantined": "No hem pogut llegir el missatge",
         "registration-pending": "Sol·licitud d'alta rebuda",
@@ -124,7 +124,7 @@ SUBJECTS: Mapping[str, Mapping[str, str]] = {
         "pending": "Reserva pendiente de revisión",
         "needs-info": "Falta información para la reserva",
         "declined": "Reserva no posible",
-        "unregistered": "Entidad no registrada",
+        "unregistered": "Remitente no registrado en el servicio",
         "cancelled": "Cancelación recibida",
         "quarantined": "No hemos podido leer el mensaje",
         "registration-pending": "Solicitud de alta recibida",
@@ -140,9 +140,9 @@ COMMENTS: Mapping[str, Mapping[str, str]] = {
         "booked": "Reserva confirmada: la sessió té una llicència avançada.",
         "updated": "Reserva actualitzada: la sessió manté la llicència avançada.",
         "pending": "Reserva pendent: l'equip de suport la revisarà.",
-        "needs-info": "Falta informació: vegeu el correu de resposta.",
-        "declined": "No es pot reservar: vegeu el correu de resposta.",
-        "unregistered": "Entitat no registrada: vegeu el correu de resposta.",
+        "needs-info": "Falta informació: vegi el correu de resposta.",
+        "declined": "No es pot reservar: vegi el correu de resposta.",
+        "unregistered": "Remitent no registrat: vegi el correu de resposta.",
     },
     "es": {
         "booked": "Reserva confirmada: la sesión tiene una licencia avanzada.",
@@ -150,7 +150,7 @@ COMMENTS: Mapping[str, Mapping[str, str]] = {
         "pending": "Reserva pendiente: el equipo de soporte la revisará.",
         "needs-info": "Falta información: vea el correo de respuesta.",
         "declined": "No se puede reservar: vea el correo de respuesta.",
-        "unregistered": "Entidad no registrada: vea el correo de respuesta.",
+        "unregistered": "Remitente no registrado: vea el correo de respuesta.",
     },
 }
 
@@ -406,7 +406,9 @@ def format_span(
     label = zone_label(zone, language=language)
     if start.date() == end.date():
         day = format_date(start, language=language)
-        return f"{day}, de {start:%H:%M} a {end:%H:%M} ({label})"
+        # Catalan elides "de" before a vowel sound: "d'11:00", "d'01:00".
+        of = "d'" if language == "ca" and start.hour in (1, 11) else "de "
+        return f"{day}, {of}{start:%H:%M} a {end:%H:%M} ({label})"
     first = f"{format_date(start, language=language)}, {start:%H:%M}"
     last = f"{format_date(end, language=language)}, {end:%H:%M}"
     if language == "ca":
