@@ -50,7 +50,8 @@ from mailbot.pool import (
     peak,
 )
 
-NO_TIME = "not checked: the meeting has no usable time"
+NOT_CHECKED = "not checked"  # how a check that could not be evaluated begins
+NO_TIME = f"{NOT_CHECKED}: the meeting has no usable time"
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from mailbot.models import (
     Occurrence,
     Outcome,
 )
+from mailbot.rules import NOT_CHECKED
 
 LANGUAGES = ("ca", "es")
 CONSORTIUM_ADDRESS = "localretmeet@localret.cat"  # copied on registrations
@@ -98,6 +99,48 @@ RULE_REASONS: Mapping[str, str] = {
     "participants": "too-many-participants",
     "recurrence": "recurrence",
 }
+# Reason codes that say the same thing as another one.
+ALIASES: Mapping[str, str] = {
+    "not-registered": "unregistered",
+    "series-does-not-fit": "recurrence",
+}
+# Codes the templates explain with a sentence of their own (``explain`` in
+# _macros.j2); any other code is told only when it is the deciding one.
+EXPLAINED = frozenset(
+    {
+        "unregistered",
+        "sender-mismatch",
+        "entity-not-confirmed",
+        "entity-rejected",
+        "all-day",
+        "no-end",
+        "no-duration",
+        "non-positive-duration",
+        "unknown-timezone",
+        "ambiguous-time",
+        "no-start",
+        "no-calendar",
+        "no-event",
+        "winmail-dat",
+        "unreadable",
+        "unparseable-calendar",
+        "too-large",
+        "too-deep",
+        "too-many-parts",
+        "too-many-components",
+        "invalid-recurrence",
+        "unbounded-recurrence",
+        "in-the-past",
+        "nothing-to-book",
+        "late-notice",
+        "pool-full",
+        "consortium-channel-not-allowed",
+        "too-many-participants",
+        "recurrence",
+        "unknown-booking",
+        "cancelled",
+    }
+)
 ENTITY_REASONS = frozenset(
     {"unregistered", "sender-mismatch", "entity-not-confirmed", "entity-rejected"}
 )
@@ -457,19 +500,25 @@ def format_zoom_id(digits: str) -> str:
 
 
 def reason_codes(decision: Decision, invitation: Invitation | None) -> tuple[str, ...]:
-    """The decision's reason, then the reasons of its other failed checks."""
-    codes: list[str] = []
-    if decision.reason:
-        codes.append(decision.reason)
-    for check in decision.checks:
-        if check.passed:
+    """The reasons a reply explains: the deciding one first, then the others.
+
+    The others are the failed checks after the first (which gave the deciding
+    reason), leaving out those that could not be evaluated (they prove
+    nothing) and those without a sentence of their own in the templates.
+    """
+    primary = ALIASES.get(decision.reason, decision.reason)
+    codes = [primary] if primary else []
+    failed = [check for check in decision.checks if not check.passed]
+    for check in failed[1:]:
+        if check.detail.startswith(NOT_CHECKED):
             continue
         code = RULE_REASONS.get(check.rule, check.rule)
         if check.rule == "registered" and decision.reason in ENTITY_REASONS:
             code = decision.reason
         elif check.rule == "duration" and invitation is not None:
             code = invitation.problem or code
-        if code not in codes:
+        code = ALIASES.get(code, code)
+        if code in EXPLAINED and code not in codes:
             codes.append(code)
     return tuple(codes)
 
