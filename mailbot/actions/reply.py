@@ -557,7 +557,7 @@ def _render_text(
         "failing_total": len(failing),
         "proposals": [
             format_span(s.start, s.end, zone=zone, language=language)
-            for s in decision.proposals
+            for s in sorted(decision.proposals, key=lambda slot: slot.start)
         ],
         "sender": facts.envelope.from_addr,
         "subject": header_text(facts.envelope.subject),
