@@ -4,6 +4,12 @@ Order for each batch of messages: decide and commit each one, deliver the
 queued replies, then file the batch out of the inbox.  A message therefore
 leaves the inbox only after its decision and its reply are committed; a
 reply that cannot be delivered yet stays in the outbox and is retried.
+
+Outages: a mailbox failure (server down, session ended, a connection gone
+silent) closes the connection and the daemon connects again after an
+exponential backoff with jitter, delivering due replies meanwhile.  A wait
+for new mail ends in time for the next deferred reply, so retries happen
+even when no mail arrives.
 """
 
 from __future__ import annotations
@@ -16,21 +22,32 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-from mailbot.actions.delivery import deliver_due
+from mailbot.actions.delivery import FIRST_RETRY, Support, deliver_due
 from mailbot.actions.outbox import Transport, open_transport
 from mailbot.config import Config, ImapConfig, SmtpConfig
 from mailbot.errors import MailboxError
 from mailbot.mailbox import Mailbox, open_mailbox
-from mailbot.models import Folder
+from mailbot.models import Folder, RawMessage
 from mailbot.pipeline import Handled, handle
 from mailbot.store import Store
 
 log = logging.getLogger("mailbot.daemon")
 
 Clock = Callable[[], datetime]
+
+# Reconnection backoff: about 2 s after the first failure, doubling up to
+# about 5 minutes, each delay scaled by a random factor in [0.5, 1.5).
+FIRST_RECONNECT_SECONDS = 2.0
+LONGEST_RECONNECT_SECONDS = 300.0
+
+# A session that lasted this long was a working one: the backoff starts over.
+STABLE_SESSION_SECONDS = 60.0
+
+# The shortest wait between two rounds, so that nothing can spin.
+SHORTEST_WAIT_SECONDS = 1.0
 
 
 def utc_now() -> datetime:
@@ -86,6 +103,7 @@ class Daemon:
         open_sender: Callable[[], Transport] | None = None,
         stopper: Stopper | None = None,
         on_handled: Callable[[Handled], None] | None = None,
+        first_retry: timedelta = FIRST_RETRY,
     ) -> None:
         self.config = config
         self.store = store
@@ -94,8 +112,11 @@ class Daemon:
         self.open_sender = open_sender or (lambda: open_transport(config.transport))
         self.stopper = stopper or Stopper()
         self.on_handled = on_handled
+        self.first_retry = first_retry
+        self.support = Support.from_config(config)
         self.outcomes: dict[str, int] = defaultdict(int)
         self.handled = 0
+        self._uidvalidities: dict[str, int] = {}
 
     @property
     def max_attempts(self) -> int:
@@ -107,7 +128,13 @@ class Daemon:
         return self.config.mailbox.batch_size
 
     def run_once(self) -> RunReport:
-        """Drain the inbox, deliver what is due, and return; errors propagate."""
+        """Drain the inbox, deliver what is due, and return; errors propagate.
+
+        Replies deferred by an earlier run are tried first, whatever their
+        backoff says: an operator or a timer asked for this run.  Replies the
+        transport cannot take stay queued for the next run.
+        """
+        self._deliver(retry_now=True)
         with self.open_box() as box:
             self._drain(box)
         self._deliver()
@@ -117,14 +144,19 @@ class Daemon:
         """Serve until stopped; reconnect with backoff after mailbox failures."""
         failures = 0
         while not self.stopper.requested:
+            opened = time.monotonic()
             try:
                 with self.open_box() as box:
-                    failures = 0
+                    if failures:
+                        log.info("mailbox: connected again after %d failures", failures)
                     self._serve(box)
             except MailboxError as exc:
+                if time.monotonic() - opened > STABLE_SESSION_SECONDS:
+                    failures = 0
                 failures += 1
-                delay = min(2.0 ** min(failures, 8), 300.0) * (0.5 + random.random())
-                log.warning("mailbox: %s; reconnecting in %.0f s", exc, delay)
+                delay = reconnect_delay(failures)
+                log.warning("mailbox: %s; reconnecting in %.1f s", exc, delay)
+                self._deliver()
                 self._sleep(delay)
             except StopRequested:
                 break
@@ -143,10 +175,16 @@ class Daemon:
                 self.stopper.waiting = False
 
     def _wait_seconds(self) -> float:
+        """Until the next IDLE renewal or poll, or the next deferred reply."""
         mailbox = self.config.mailbox
         if isinstance(mailbox, ImapConfig):
-            return float(mailbox.idle_seconds)
-        return float(mailbox.poll_seconds)
+            seconds = float(mailbox.idle_seconds)
+        else:
+            seconds = float(mailbox.poll_seconds)
+        due = self.store.next_due()
+        if due is not None:
+            seconds = min(seconds, (due - self.clock()).total_seconds())
+        return max(seconds, SHORTEST_WAIT_SECONDS)
 
     def _drain(self, box: Mailbox) -> None:
         while not self.stopper.requested:
@@ -156,6 +194,7 @@ class Daemon:
             batch = uids[: self.batch_size]
             filed: dict[Folder, list[int]] = defaultdict(list)
             for raw in box.fetch(batch):
+                self._check_uidvalidity(raw)
                 result = handle(
                     raw, config=self.config, store=self.store, now=self.clock()
                 )
@@ -173,13 +212,39 @@ class Daemon:
             if not filed:
                 return  # the server listed UIDs it would not give us
 
-    def _deliver(self) -> None:
-        if not self.store.due(self.clock(), limit=1):
+    def _check_uidvalidity(self, raw: RawMessage) -> None:
+        """Warn once when a folder's UIDVALIDITY is not the one last recorded.
+
+        The old UIDs then mean nothing; the pipeline still knows each message
+        by its Message-ID, so copies of decided messages are not decided again.
+        """
+        known = self._uidvalidities.get(raw.folder)
+        if known is None:
+            known = self.store.last_uidvalidity(raw.folder)
+        if known is not None and known != raw.uidvalidity:
+            log.warning(
+                "mailbox: UIDVALIDITY of %s changed from %s to %s; messages already"
+                " decided are recognised by their Message-ID",
+                raw.folder,
+                known,
+                raw.uidvalidity,
+            )
+        self._uidvalidities[raw.folder] = raw.uidvalidity
+
+    def _deliver(self, *, retry_now: bool = False) -> None:
+        due = self.store.next_due()
+        if due is None or (due > self.clock() and not retry_now):
             return
         transport = self.open_sender()
         try:
             report = deliver_due(
-                self.store, transport, now=self.clock, max_attempts=self.max_attempts
+                self.store,
+                transport,
+                now=self.clock,
+                max_attempts=self.max_attempts,
+                support=self.support,
+                first_retry=self.first_retry,
+                retry_now=retry_now,
             )
         finally:
             transport.close()
@@ -192,8 +257,18 @@ class Daemon:
             )
 
     def _sleep(self, seconds: float) -> None:
+        if self.stopper.requested:
+            return
         self.stopper.waiting = True
         try:
             time.sleep(seconds)
         finally:
             self.stopper.waiting = False
+
+
+def reconnect_delay(
+    failures: int, *, rand: Callable[[], float] = random.random
+) -> float:
+    """Seconds to wait after ``failures`` failures in a row: doubling, jittered."""
+    base = FIRST_RECONNECT_SECONDS * 2.0 ** max(min(failures, 16) - 1, 0)
+    return min(base, LONGEST_RECONNECT_SECONDS) * (0.5 + rand())

@@ -124,6 +124,7 @@ class ImapMailbox(Mailbox):
         self._client: Any = None
         self._uidvalidity = 0
         self._capabilities: frozenset[bytes] = frozenset()
+        self._idling = False  # IDLE sent and not yet ended with DONE
 
     def open(self) -> None:
         config = self.config
@@ -178,6 +179,13 @@ class ImapMailbox(Mailbox):
     def close(self) -> None:
         client, self._client = self._client, None
         if client is None:
+            return
+        if self._idling:
+            # Left in IDLE (a signal, a dead server): LOGOUT would not be
+            # answered as such, so just drop the connection.
+            self._idling = False
+            with contextlib.suppress(Exception):
+                client.shutdown()
             return
         try:
             client.logout()
@@ -274,23 +282,37 @@ class ImapMailbox(Mailbox):
             time.sleep(max(0.0, min(timeout, self.config.poll_seconds)))
             return True
 
-        deadline = time.monotonic() + max(0.0, min(timeout, self.config.idle_seconds))
+        # The watchdog: IDLE ends when the server has said nothing for
+        # read_timeout seconds, and DONE must be answered within read_timeout
+        # too, so a connection that died without a word is found out within
+        # twice read_timeout whatever the IDLE period.  Servers that send
+        # keepalives during IDLE (Dovecot: every 2 minutes) stay in IDLE.
+        period = max(0.0, min(timeout, self.config.idle_seconds))
+        silence = self.config.read_timeout
+        started = heard = time.monotonic()
+        deadline = started + period
         seen: list[Any] = []
         with self._failures("IDLE failed"):
             client.idle()
+            self._idling = True
+            log.debug("IDLE for at most %.1f s", period)
             while not _new_mail(seen) and not _goodbye(seen):
-                left = deadline - time.monotonic()
+                left = min(deadline, heard + silence) - time.monotonic()
                 if left <= 0:
                     break
                 responses = client.idle_check(timeout=left)
                 if not responses:
-                    # The time is up, or the socket woke with nothing to read
-                    # (a closed connection): DONE tells which.
+                    # The time is up, the server kept silent too long, or the
+                    # socket woke with nothing to read (a closed connection):
+                    # DONE and its answer tell which.
                     break
+                heard = time.monotonic()
                 seen.extend(responses)
-            if not _goodbye(seen):
+        if not _goodbye(seen):
+            with self._failures("ending IDLE (DONE) failed"):
                 seen.extend(client.idle_done()[1])
-        log.debug("IDLE responses: %s", seen)
+            self._idling = False
+        log.debug("IDLE ended after %.1f s: %s", time.monotonic() - started, seen)
 
         if _goodbye(seen):
             raise MailboxError(f"the IMAP server ended the session: {seen}")

@@ -234,6 +234,9 @@ class OutboxItem:
     data: bytes
     attempts: int
     status: str
+    kind: str = "reply"
+    subject: str = ""
+    decision: int | None = None
 
 
 class Store:
@@ -426,6 +429,15 @@ class Store:
             (folder, uidvalidity, uid),
         ).fetchone()
         return None if row is None else MessageRecord(*row)
+
+    def last_uidvalidity(self, folder: str) -> int | None:
+        """The UIDVALIDITY of the folder's most recently recorded message."""
+        row = self.conn.execute(
+            "SELECT uidvalidity FROM messages WHERE folder = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (folder,),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def seen_message_id(self, message_id: str) -> bool:
         row = self.conn.execute(
@@ -867,7 +879,8 @@ class Store:
 
     def due(self, now: datetime, *, limit: int = 100) -> list[OutboxItem]:
         rows = self.conn.execute(
-            "SELECT id, message_id, recipients, data, attempts, status FROM outbox"
+            "SELECT id, message_id, recipients, data, attempts, status, kind, subject,"
+            " decision FROM outbox"
             " WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?"
             " ORDER BY id LIMIT ?",
             (iso(now), limit),
@@ -880,9 +893,20 @@ class Store:
                 data=bytes(r[3]),
                 attempts=r[4],
                 status=r[5],
+                kind=r[6],
+                subject=r[7],
+                decision=r[8],
             )
             for r in rows
         ]
+
+    def next_due(self) -> datetime | None:
+        """When the earliest reply still to send falls due; None if none waits."""
+        row = self.conn.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox"
+            " WHERE status IN ('queued', 'sending')"
+        ).fetchone()
+        return None if row[0] is None else parse_iso(row[0])
 
     def mark_sending(self, item: int, now: datetime) -> bool:
         """Record that an attempt starts; True when the previous one was cut short.
