@@ -635,15 +635,18 @@ def _quarantine(
     reply: bool = True,
 ) -> _Result:
     """A message that cannot be read: quarantine it, answer registered senders."""
-    envelope: Envelope | None
-    try:
-        envelope = parse_envelope(
-            raw.data,
-            service_address=config.service.address,
-            own_domain=config.message_id_domain,
-        )
-    except Exception:
-        envelope = None
+    envelope: Envelope | None = None
+    for headers_only in (False, True):
+        try:
+            envelope = parse_envelope(
+                raw.data,
+                service_address=config.service.address,
+                own_domain=config.message_id_domain,
+                headers_only=headers_only,
+            )
+            break
+        except InputError:
+            continue
     if envelope is None:
         decision = Decision(
             Outcome.QUARANTINED,

