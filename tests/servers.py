@@ -485,13 +485,27 @@ class _SinkHandler:
         self._sink._record(
             ReceivedMail(mail_from, tuple(envelope.rcpt_tos), data, parsed)
         )
+        # Kept, then answered late: a client that dies meanwhile never learns
+        # that its message was taken (the window of RFC 1047).
+        await asyncio.sleep(self._sink.answer_delay)
         return "250 OK"
+
+    async def handle_QUIT(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        await asyncio.sleep(self._sink.answer_delay)
+        return "221 Bye"
 
 
 class SmtpSink:
-    """A real SMTP server on loopback that keeps every message it accepts."""
+    """A real SMTP server on loopback that keeps every message it accepts.
 
-    def __init__(self) -> None:
+    `answer_delay` seconds pass between keeping a message and answering its
+    DATA, and before answering QUIT: a slow server, as seen by its client.
+    """
+
+    def __init__(self, *, answer_delay: float = 0.0) -> None:
+        self.answer_delay = answer_delay
         self.host = LOOPBACK
         self.port = 0
         self._controller: _LoopbackController | None = None

@@ -125,7 +125,12 @@ def _attempt(
     first_retry: timedelta,
 ) -> tuple[str, int | None]:
     """Send one item; return what became of it and the id of a notice queued."""
-    store.mark_sending(item.id, now())
+    if store.mark_sending(item.id, now()):
+        log.warning(
+            "reply %s: the attempt before was cut short, its outcome unknown;"
+            " sending it again with the same Message-ID",
+            item.message_id,
+        )
     try:
         response = transport.send(
             item.data, recipients=item.recipients, message_id=item.message_id
