@@ -286,14 +286,18 @@ def _operator() -> str:
 
 def _deliver_now(config: Config, store: Store) -> None:
     """Send the answer now if the transport is reachable; else the daemon will."""
-    from mailbot.actions.delivery import deliver_due
+    from mailbot.actions.delivery import Support, deliver_due
     from mailbot.actions.outbox import open_transport
 
     transport = open_transport(config.transport)
     attempts = getattr(config.transport, "max_attempts", 1)
     try:
         report = deliver_due(
-            store, transport, now=lambda: datetime.now(UTC), max_attempts=attempts
+            store,
+            transport,
+            now=lambda: datetime.now(UTC),
+            max_attempts=attempts,
+            support=Support.from_config(config),
         )
     finally:
         transport.close()

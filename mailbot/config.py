@@ -146,7 +146,7 @@ class SmtpConfig:
     username: str = ""
     password: Secret = field(default_factory=Secret)
     timeout: float = 60.0
-    max_attempts: int = 8  # temporary failures are retried this many times
+    max_attempts: int = 30  # temporary failures are retried, over about a day
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +339,7 @@ def _transport(reader: _Reader, data: Mapping[str, Any]) -> SmtpConfig | OutboxC
         username=reader.string(table, "smtp.username", ""),
         password=reader.secret(table, "smtp"),
         timeout=reader.number(table, "smtp.timeout", 60.0),
-        max_attempts=reader.integer(table, "smtp.max_attempts", 8, 1, 100),
+        max_attempts=reader.integer(table, "smtp.max_attempts", 30, 1, 200),
     )
     reader.finish(table, "smtp")
     return config_smtp

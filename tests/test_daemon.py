@@ -133,11 +133,6 @@ def test_a_signal_while_idle_exits_0(started: Running, signum: int) -> None:
     assert_no_traceback(started.output())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mailbox.ImapMailbox.close sends LOGOUT inside an interrupted IDLE"
-    " (no DONE), so the daemon waits imap.read_timeout for an answer",
-)
 @pytest.mark.parametrize("signum", SIGNALS, ids=["SIGTERM", "SIGINT"])
 def test_a_signal_while_idle_exits_within_seconds(
     started: Running, signum: int
