@@ -197,6 +197,11 @@ class ImapMailbox(Mailbox):
         self._connected()
         return self._uidvalidity
 
+    def capabilities(self) -> frozenset[str]:
+        """What the server offers (IDLE, MOVE, UIDPLUS...), for check-config."""
+        self._connected()
+        return frozenset(c.decode("ascii", "replace") for c in self._capabilities)
+
     def pending_uids(self) -> list[int]:
         client = self._connected()
         with self._failures(f"cannot search {self.config.folder}"):

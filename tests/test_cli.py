@@ -215,6 +215,8 @@ def test_check_config_reports_both_real_servers_and_exits_0(
     assert 0 == done.returncode, done.stderr
     mailbox = f"mailbox: imap {imap_account.username}@127.0.0.1:{imap_account.port}"
     assert f"{mailbox} (none): logged in, 0 messages waiting" in done.stdout
+    offers = next(line for line in done.stdout.splitlines() if line.startswith(mailbox))
+    assert {"IDLE", "MOVE"} <= set(offers.split("offers ")[1].split())
     replies = f"replies: smtp 127.0.0.1:{smtp_sink.port} (none): answered"
     assert replies in done.stdout
     assert imap_account.password not in done.stdout + done.stderr
