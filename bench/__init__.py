@@ -1,0 +1,1 @@
+"""mailbot's benchmark: backlog throughput, latency, scale and memory, run by hand."""
