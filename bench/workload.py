@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from mailbot.parsers.nif import organisation_control
@@ -253,7 +253,3 @@ def _message_id(data: bytes) -> str:
         if line.lower().startswith(b"message-id:"):
             return line.split(b":", 1)[1].strip().decode()
     raise ValueError("a generated message has no Message-ID")
-
-
-def first_day(now: datetime) -> date:
-    return (now.astimezone(MADRID) + timedelta(days=2)).date()
