@@ -98,9 +98,13 @@ class Incoming:
 
     @property
     def message_id(self) -> str:
-        match = re.search(rb"^Message-ID: (<[^>]+>)", self.data, re.MULTILINE)
-        assert match is not None
-        return match.group(1).decode()
+        return message_id(self.data)
+
+
+def message_id(data: bytes) -> str:
+    found = re.search(rb"^Message-ID: (<[^>]+>)", data, re.MULTILINE)
+    assert found is not None
+    return found.group(1).decode()
 
 
 def make_entities(count: int) -> list[Entity]:
@@ -773,12 +777,15 @@ def kill_repeatedly(
             rng,
             missing=missing if len(points) >= MIN_POINTS else [],
             short=len(state.inbox) < 2 * (MIN_POINTS + 10 - len(points)),
-            skip=on_time - state.decisions,
+            skip=min(on_time - state.decisions, len(state.inbox) - BATCH_SIZE),
         )
         daemon = Daemon(config, env)
-        wait_for_trigger(daemon, aim, db=db, before=state, timeout=20)
+        wait_for_trigger(daemon, aim, db=db, before=state, timeout=10)
         time.sleep(aim.delay)
+        assert daemon.process.poll() is None, "\n".join(daemon.log[-20:])
         locked = daemon.kill(db)
+        failures = [line for line in daemon.log if re.search(r" ERROR |^Trace", line)]
+        assert [] == failures
         time.sleep(0.05)  # what the servers had in hand when it died, they finish
 
         after = read_state(db, account, sink)
@@ -854,7 +861,7 @@ def filed_message_ids(account: ImapAccount) -> Counter[str]:
     found: Counter[str] = Counter()
     for folder in ("Processed", "Quarantine", "Support"):
         for data in account.messages(folder):
-            found[Incoming(folder, data).message_id] += 1
+            found[message_id(data)] += 1
     return found
 
 
