@@ -10,7 +10,8 @@ import email.utils
 import hashlib
 import re
 from dataclasses import dataclass, field
-from email.message import Message
+from email.message import EmailMessage, Message
+from typing import Any
 
 from mailbot.errors import MimeError
 from mailbot.models import CalendarPart, Envelope
@@ -119,11 +120,12 @@ def _parse(
 
     walk = _Walk(max_parts=max_parts, max_depth=max_depth)
     if headers_only:
-        parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+        parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
         message = parser.parsebytes(body)
         defects.append("body-not-read")
     else:
-        message = email.message_from_bytes(body, policy=email.policy.default)
+        # compat32 keeps headers as written: only those read are decoded.
+        message = email.message_from_bytes(body, policy=email.policy.compat32)
         _visit(message, walk, depth=0, inside_message=False)
     defects.extend(walk.defects)
 
@@ -175,7 +177,8 @@ def _visit(part: Message, walk: _Walk, *, depth: int, inside_message: bool) -> N
         raise MimeError("too-deep", f"nested deeper than {walk.max_depth}")
     walk.defects.extend(_defect_name(defect) for defect in part.defects)
 
-    content_type = part.get_content_type()
+    head = _Head(part)
+    content_type = head.content_type()
     if content_type == "multipart/report" or content_type in _REPORT_TYPES:
         walk.report = True
 
@@ -189,38 +192,38 @@ def _visit(part: Message, walk: _Walk, *, depth: int, inside_message: bool) -> N
                 _visit(child, walk, depth=depth + 1, inside_message=nested)
         return
 
-    _visit_leaf(part, content_type, walk, inside_message=inside_message)
+    _visit_leaf(part, head, content_type, walk, inside_message=inside_message)
 
 
 def _visit_leaf(
-    part: Message, content_type: str, walk: _Walk, *, inside_message: bool
+    part: Message, head: _Head, content_type: str, walk: _Walk, *, inside_message: bool
 ) -> None:
-    filename = _filename(part)
+    filename = _filename(head)
     if content_type in _CALENDAR_TYPES or filename.lower().endswith(".ics"):
-        walk.calendars.append(_calendar(part, content_type, filename, walk))
+        walk.calendars.append(_calendar(part, head, content_type, filename, walk))
         return
 
-    disposition = (part.get_content_disposition() or "").lower()
+    disposition = (head.disposition() or "").lower()
     if filename or disposition == "attachment":
         walk.attachments.append(filename or content_type)
         return
-    if inside_message or part.get_content_maintype() != "text":
+    if inside_message or content_type.split("/")[0] != "text":
         return
 
     if content_type == "text/plain":
-        walk.plain.append(_part_text(part, walk))
+        walk.plain.append(_part_text(part, head, walk))
     elif content_type == "text/html":
-        walk.html.append(html_to_text(_part_text(part, walk)))
+        walk.html.append(html_to_text(_part_text(part, head, walk)))
 
 
 def _calendar(
-    part: Message, content_type: str, filename: str, walk: _Walk
+    part: Message, head: _Head, content_type: str, filename: str, walk: _Walk
 ) -> CalendarPart:
     payload = _payload(part, walk)
     if payload.startswith(BOM):
         payload = payload[len(BOM) :]
         walk.defects.append("bom-stripped")
-    method = _param(part, "method")
+    method = _param(head, "method")
     return CalendarPart(
         data=payload,
         content_type=content_type,
@@ -231,28 +234,28 @@ def _calendar(
 
 def _payload(part: Message, walk: _Walk) -> bytes:
     """The part's body with its transfer encoding undone."""
-    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    encoding = _unfold(_raw_header(part, "Content-Transfer-Encoding") or "")
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return b""
-    if encoding == "quoted-printable":
+    if encoding.strip().lower() == "quoted-printable":
         raw = part.get_payload(decode=False)
         if isinstance(raw, str) and re.search(r"=(?![0-9A-Fa-f]{2}|\r?\n|$)", raw):
             walk.defects.append("invalid-quoted-printable")
     return payload
 
 
-def _part_text(part: Message, walk: _Walk) -> str:
-    text, fell_back = decode_bytes(_payload(part, walk), _param(part, "charset"))
+def _part_text(part: Message, head: _Head, walk: _Walk) -> str:
+    text, fell_back = decode_bytes(_payload(part, walk), _param(head, "charset"))
     if fell_back:
         walk.defects.append("charset-fallback")
     return text
 
 
-def _param(part: Message, name: str) -> str | None:
+def _param(head: _Head, name: str) -> str | None:
     """A Content-Type parameter, read from the raw header if the parser lost it."""
     try:
-        value = part.get_param(name)
+        value = head.param(name, "content-type")
     except Exception:  # a header the parser cannot take apart
         value = None
     if isinstance(value, tuple):
@@ -260,17 +263,125 @@ def _param(part: Message, name: str) -> str | None:
     if isinstance(value, str) and value.strip():
         return clean_surrogates(value.strip())
 
-    raw = _raw_header(part, "Content-Type") or ""
+    raw = head.raw_type or ""
     found = re.search(rf'(?i)(?:^|;)\s*{name}\s*=\s*"?([^";\s]+)', raw)
     return found.group(1) if found else None
 
 
-def _filename(part: Message) -> str:
+def _filename(head: _Head) -> str:
     try:
-        name = part.get_filename() or _param(part, "name") or ""
+        name = head.filename() or _param(head, "name") or ""
     except Exception:  # an RFC 2231 value the parser cannot decode
-        name = _param(part, "name") or ""
+        name = _param(head, "name") or ""
     return _LINE_BREAKS.sub(" ", clean_surrogates(str(name))).strip()
+
+
+class _Head:
+    """A part's Content-Type and Content-Disposition, each read once.
+
+    The message is parsed with ``compat32``, which leaves these headers as
+    written; they are read here as the modern policy reads them.  A plain
+    header (ASCII tokens and quoted strings, no comments, encoded words or
+    RFC 2231 parameters) is taken apart with one regular expression; any
+    other goes to the modern policy, on a copy holding only these headers.
+    """
+
+    __slots__ = ("_default", "_disposition", "_modern", "_type", "raw_type")
+
+    def __init__(self, part: Message) -> None:
+        raw_type = raw_disposition = None
+        for key, value in part.raw_items():
+            lowered = key.lower()
+            if lowered == "content-type" and raw_type is None:
+                raw_type = _FOLD.sub("", str(value))
+            elif lowered == "content-disposition" and raw_disposition is None:
+                raw_disposition = _FOLD.sub("", str(value))
+        self.raw_type = raw_type
+        self._default = part.get_default_type()
+        self._type = _plain_header(raw_type, _PLAIN_TYPE)
+        self._disposition = _plain_header(raw_disposition, _PLAIN_DISPOSITION)
+        self._modern: EmailMessage | None = None
+        if self._type is None or self._disposition is None:
+            self._modern = EmailMessage(policy=email.policy.default)
+            self._modern.set_default_type(self._default)
+            for key, value in part.raw_items():
+                if key.lower() in ("content-type", "content-disposition"):
+                    self._modern.set_raw(key, value)
+
+    def content_type(self) -> str:
+        """As ``EmailMessage.get_content_type``."""
+        if self._modern is not None:
+            return self._modern.get_content_type()
+        assert self._type is not None
+        return self._type[0] or self._default
+
+    def disposition(self) -> str | None:
+        """As ``EmailMessage.get_content_disposition``."""
+        if self._modern is not None:
+            return self._modern.get_content_disposition()
+        assert self._disposition is not None
+        return self._disposition[0] or None
+
+    def param(self, name: str, header: str) -> _ParamValue:
+        """As ``EmailMessage.get_param(name, header=header)``."""
+        value: _ParamValue = self._param(name, header, None)
+        return value
+
+    def filename(self) -> str | None:
+        """As ``EmailMessage.get_filename``."""
+        if self._modern is not None:
+            return self._modern.get_filename()
+        missing = object()
+        found = self._param("filename", "content-disposition", missing)
+        if found is missing:
+            found = self._param("name", "content-type", missing)
+        if found is missing or found is None:
+            return None
+        return email.utils.collapse_rfc2231_value(found).strip()
+
+    def _param(self, name: str, header: str, failobj: Any) -> Any:
+        if self._modern is not None:
+            return self._modern.get_param(name, failobj, header)
+        plain = self._type if header == "content-type" else self._disposition
+        assert plain is not None
+        return plain[1].get(name.lower(), failobj)
+
+
+_ParamValue = str | tuple[str, str, str] | None
+_ATOM = r"[!#$%&'*+.^_`|~0-9A-Za-z{}-]+"  # an RFC 2045 token
+_QUOTED = r'"[ !#-\[\]-~]*"'  # printable ASCII, no escapes
+_PARAMS = rf"((?:[ \t]*;[ \t]*[A-Za-z0-9._-]+[ \t]*=[ \t]*(?:{_ATOM}|{_QUOTED}))*)"
+_PLAIN_TYPE = re.compile(rf"[ \t]*({_ATOM}/{_ATOM}){_PARAMS}[ \t]*;?[ \t]*")
+_PLAIN_DISPOSITION = re.compile(rf"[ \t]*({_ATOM}){_PARAMS}[ \t]*;?[ \t]*")
+_PLAIN_PARAM = re.compile(
+    rf"[ \t]*;[ \t]*([A-Za-z0-9._-]+)[ \t]*=[ \t]*({_ATOM}|{_QUOTED})"
+)
+
+
+def _plain_header(
+    raw: str | None, pattern: re.Pattern[str]
+) -> tuple[str, dict[str, str]] | None:
+    """(lower-cased value, parameters) of a plain header; ("", {}) when absent.
+
+    None when the header is not plain and needs the modern policy's parser.
+    """
+    if raw is None:
+        return "", {}
+    value = _unfold(raw)
+    if "=?" in value:
+        return None
+    matched = pattern.fullmatch(value)
+    if matched is None:
+        return None
+    params: dict[str, str] = {}
+    for name, quoted in _PLAIN_PARAM.findall(matched.group(2)):
+        params.setdefault(name.lower(), email.utils.unquote(quoted))
+    return matched.group(1).lower(), params
+
+
+def _unfold(value: str) -> str:
+    """A header value as the modern policy reads it: every CR and LF removed."""
+    return value.replace("\r", "").replace("\n", "")
 
 
 def _defect_name(defect: object) -> str:
