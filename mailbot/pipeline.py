@@ -165,13 +165,7 @@ def _decide(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> 
         )
         return _Result(decision, "automatic", envelope=envelope)
     if store.seen_message_id(envelope.message_id):
-        decision = Decision(
-            Outcome.DUPLICATE,
-            "already-decided",
-            reply=False,
-            detail="the same Message-ID was decided before",
-        )
-        return _Result(decision, "duplicate", envelope=envelope)
+        return _duplicate(envelope)
 
     if envelope.calendars:
         return _decide_calendar(envelope, raw=raw, config=config, store=store, now=now)
@@ -665,6 +659,9 @@ def _quarantine(
 def _quarantine_envelope(
     reason: str, detail: str, *, envelope: Envelope, store: Store
 ) -> _Result:
+    if store.seen_message_id(envelope.message_id):
+        # A second copy: a second reply would reuse the first one's Message-ID.
+        return _duplicate(envelope)
     entity = store.entity_for(envelope.from_addr)
     answer = entity is not None and envelope.automatic is None
     decision = Decision(
@@ -676,6 +673,16 @@ def _quarantine_envelope(
         checks=(Check("readable", False, f"{reason} {detail}".strip()),),
     )
     return _Result(decision, "unreadable", envelope=envelope, entity=entity)
+
+
+def _duplicate(envelope: Envelope) -> _Result:
+    decision = Decision(
+        Outcome.DUPLICATE,
+        "already-decided",
+        reply=False,
+        detail="the same Message-ID was decided before",
+    )
+    return _Result(decision, "duplicate", envelope=envelope)
 
 
 # -- writing ------------------------------------------------------------------

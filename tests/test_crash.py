@@ -12,17 +12,19 @@ backlog.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
 import re
 import select
+import shutil
 import signal
 import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,8 +36,11 @@ import pytest
 
 from mailbot.actions.delivery import deliver_due
 from mailbot.actions.outbox import SmtpTransport
-from mailbot.config import SmtpConfig
+from mailbot.config import Config, SmtpConfig, parse_config
+from mailbot.models import Entity as ModelEntity
+from mailbot.models import RawMessage
 from mailbot.parsers.nif import organisation_control
+from mailbot.pipeline import handle
 from mailbot.store import Store
 from tests.helpers import (
     MAILBOT,
@@ -57,6 +62,7 @@ BATCH_SIZE = 4
 ENTITIES = 40
 POOL = ("adv-01", "adv-02", "adv-03")
 ANSWER_DELAY = 0.010  # the sink keeps a reply, then answers DATA this late
+STEP = 0.0002  # how long the daemon runs between two stops when stepped
 
 # The phases a kill must hit at least once each (see ``classify``).
 DECIDING_IN_TRANSACTION = "deciding: inside a message's transaction"
@@ -102,8 +108,10 @@ class Incoming:
 
 
 def message_id(data: bytes) -> str:
+    """The Message-ID, or for a message without one a hash of its bytes."""
     found = re.search(rb"^Message-ID: (<[^>]+>)", data, re.MULTILINE)
-    assert found is not None
+    if found is None:
+        return f"sha256:{hashlib.sha256(data).hexdigest()}"
     return found.group(1).decode()
 
 
@@ -152,8 +160,9 @@ def make_backlog(
     Invitations from registered entities (Outlook and Google, many on the
     same few slots so that the pool of three licenses fills), late, past
     and all-day ones, updates and cancellations of earlier invitations,
-    invitations from unregistered senders, auto-replies, mail for people and
-    the same message delivered twice.
+    invitations from unregistered senders, auto-replies, mail for people,
+    unreadable calendars, a few messages without a Message-ID, and the same
+    message delivered twice.
     """
     today = now.astimezone(MADRID).date()
 
@@ -199,6 +208,8 @@ def make_backlog(
         item = Incoming(
             "invitation", invitation(number, organizer=entity.address, start=start)
         )
+        if index < 3:  # known by a hash of its content instead
+            item = Incoming("invitation without Message-ID", without_message_id(item))
         independent.append(item)
         originals.append((item, number, entity, start))
     for index in range(10):
@@ -253,7 +264,7 @@ def make_backlog(
                 "automatic", auto_reply(sender=entity.address, subject=f"Ple {index}")
             )
         )
-    for index in range(20):
+    for index in range(19):
         entity = entities[(index * 3 + 2) % len(entities)]
         independent.append(Incoming("people", people_mail(entity.address, index, now)))
     for index in range(10):
@@ -281,7 +292,7 @@ def make_backlog(
             method="CANCEL",
         )
         dependants.append((item, Incoming("cancellation", data)))
-    for item, _, _, _ in chosen[30:]:
+    for item, _, _, _ in [*chosen[30:], originals[0]]:
         dependants.append((item, Incoming("duplicate", item.data)))
     for original, dependant in dependants:
         after = backlog.index(original) + 1
@@ -289,6 +300,10 @@ def make_backlog(
 
     assert BACKLOG == len(backlog)
     return backlog
+
+
+def without_message_id(item: Incoming) -> bytes:
+    return re.sub(rb"^Message-ID: [^\r\n]*\r\n", b"", item.data, flags=re.MULTILINE)
 
 
 def broken_invitation(sender: str, index: int, now: datetime) -> bytes:
@@ -467,6 +482,83 @@ def test_a_reply_sent_again_after_an_attempt_cut_short_is_logged_as_a_warning(
     ] == [record.getMessage() for record in caplog.records]
 
 
+# -- the same unreadable message twice ------------------------------------------------
+
+BARCELONA = "secretaria@ajbcn.example"
+
+
+@pytest.fixture
+def robot(tmp_path: Path) -> Iterator[tuple[Config, Store]]:
+    config = parse_config(
+        {
+            "service": {"address": SERVICE, "support": [SUPPORT]},
+            "licenses": {"pool": list(POOL)},
+            "maildir": {"path": "inbox"},
+            "outbox": {"maildir": "outbox"},
+            "database": {"path": "mailbot.sqlite3"},
+        },
+        path=tmp_path / "mailbot.toml",
+    )
+    opened = Store(config.database)
+    opened.save_entity(
+        ModelEntity("P0801900B", "Ajuntament de Barcelona", BARCELONA),
+        source="test",
+        now=NOW,
+    )
+    yield config, opened
+    opened.close()
+
+
+def too_many_parts() -> bytes:
+    """From a registered entity, with more MIME parts than mailbot reads."""
+    parts = "".join(
+        f"--b\r\nContent-Type: text/plain\r\n\r\npart {n}\r\n" for n in range(120)
+    )
+    return (
+        f"From: <{BARCELONA}>\r\nTo: <{SERVICE}>\r\nSubject: Ple\r\n"
+        "Message-ID: <many.parts@ajbcn.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + "--b--\r\n"
+    ).encode()
+
+
+def handle_twice(
+    robot: tuple[Config, Store], data: bytes, *, oversized: bool = False
+) -> tuple[list[str], int]:
+    """The outcomes of two copies (UIDs 1 and 2) and the replies queued."""
+    config, store = robot
+    outcomes = [
+        handle(
+            RawMessage("INBOX", 1, uid, data, NOW, len(data), oversized=oversized),
+            config=config,
+            store=store,
+            now=NOW,
+        ).outcome
+        for uid in (1, 2)
+    ]
+    replies = store.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    return outcomes, replies
+
+
+def test_an_unreadable_message_delivered_twice_is_quarantined_once_answered_once(
+    robot: tuple[Config, Store],
+) -> None:
+    outcomes, replies = handle_twice(robot, too_many_parts())
+
+    assert (["quarantined", "duplicate"], 1) == (outcomes, replies)
+
+
+def test_an_oversized_message_delivered_twice_is_quarantined_once_answered_once(
+    robot: tuple[Config, Store],
+) -> None:
+    headers = (
+        f"From: <{BARCELONA}>\r\nTo: <{SERVICE}>\r\nSubject: Ple\r\n"
+        "Message-ID: <big@ajbcn.example>\r\n\r\n"
+    )
+    outcomes, replies = handle_twice(robot, headers.encode(), oversized=True)
+
+    assert (["quarantined", "duplicate"], 1) == (outcomes, replies)
+
+
 # -- stopping the daemon dead ---------------------------------------------------------
 
 # Log lines that mark a step of the daemon's work, as ``-v`` writes them.
@@ -603,7 +695,7 @@ class Aim:
 # for, the longest delay after that line.
 AIMS = {
     DECIDING_IN_TRANSACTION: (4, 2, 0.015),
-    BEFORE_DELIVERY: (3, 1, 0.0003),
+    BEFORE_DELIVERY: (3, 1, 0.0),
     SENDING_UNANSWERED: (2, 3, 0.004),
     SENDING_ACCEPTED: (2, 3, 0.015),
     BEFORE_FILING: (2, 1, 0.008),
@@ -654,7 +746,8 @@ class Daemon:
     def lines(self, *, timeout: float) -> Iterator[str]:
         """The log lines as they are written, until ``timeout`` or the end."""
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
+        while True:
+            left = max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([self._pipe], [], [], left)
             if not ready:
                 return
@@ -666,6 +759,22 @@ class Daemon:
                 line = raw.decode("utf-8", "replace")
                 self.log.append(line)
                 yield line
+
+    def step_until(self, wanted: Callable[[str], bool], *, timeout: float) -> None:
+        """Let it run in steps of ``STEP`` seconds until it writes a line ``wanted``.
+
+        Between steps it is stopped, so it is left stopped at most one step
+        after that line, however late this process gets to read it.
+        """
+        pid = self.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any([wanted(line) for line in self.lines(timeout=0)]):
+                return
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(STEP)
+            os.kill(pid, signal.SIGSTOP)
 
     def kill(self, db: Path) -> bool:
         """SIGSTOP, look whether it holds the write lock, SIGKILL; return that."""
@@ -683,10 +792,16 @@ class Daemon:
 
 def wait_for_trigger(
     daemon: Daemon, aim: Aim, *, db: Path, before: State, timeout: float
-) -> bool:
-    """Read the log until the line ``aim`` waits for; False if it never came."""
+) -> set[int]:
+    """Read the log until the line ``aim`` waits for; return the batch in hand.
+
+    The batch is the UIDs of the last fetch that had no decision before this
+    run.  For :data:`BEFORE_DELIVERY` the trigger is the decision before the
+    batch's last one (or the fetch itself): :meth:`Daemon.step_until` takes
+    it from there.
+    """
     if aim.phase == BETWEEN_BATCHES:
-        return True
+        return set()
     seen = decided = 0
     batch: set[int] = set()
     fetched: set[int] = set()
@@ -696,17 +811,19 @@ def wait_for_trigger(
         if found is None:
             continue
         name, captured = found
+        decided += name == "decided"
         if name == "fetched":
             fetched, filed = uids(captured), set()
             batch = fetched - before.decided
-            continue
-        decided += name == "decided"
         if decided < aim.skip:
             continue
         if aim.phase == DECIDING_IN_TRANSACTION and name == "decided":
             seen += 1
-        elif aim.phase == BEFORE_DELIVERY and name == "decided":
-            seen += batch != set() and int(captured) == max(batch)
+        elif aim.phase == BEFORE_DELIVERY and name in ("fetched", "decided"):
+            before_last = sorted(batch)[-2] if len(batch) > 1 else None
+            seen += (name == "fetched" and len(batch) == 1) or (
+                name == "decided" and int(captured) == before_last
+            )
         elif aim.phase in (SENDING_UNANSWERED, SENDING_ACCEPTED):
             seen += name in ("connected", "sent")
         elif aim.phase == BEFORE_FILING and name == "sent":
@@ -715,8 +832,15 @@ def wait_for_trigger(
             filed |= uids(captured)
             seen += filed < fetched  # another folder's MOVE is still to come
         if seen >= aim.nth:
-            return True
-    return False
+            return batch
+    return set()
+
+
+def decision_of(uid: int) -> Callable[[str], bool]:
+    def matches(line: str) -> bool:
+        return milestone(line) == ("decided", str(uid))
+
+    return matches
 
 
 def unsent(db: Path) -> int:
@@ -780,9 +904,14 @@ def kill_repeatedly(
             skip=min(on_time - state.decisions, len(state.inbox) - BATCH_SIZE),
         )
         daemon = Daemon(config, env)
-        wait_for_trigger(daemon, aim, db=db, before=state, timeout=10)
-        time.sleep(aim.delay)
-        assert daemon.process.poll() is None, "\n".join(daemon.log[-20:])
+        batch = wait_for_trigger(daemon, aim, db=db, before=state, timeout=10)
+        if aim.phase == BEFORE_DELIVERY and batch:
+            daemon.step_until(decision_of(max(batch)), timeout=10)
+        else:
+            time.sleep(aim.delay)
+        if daemon.process.poll() is not None:
+            shutil.copy(db, config.parent / "at-failure.sqlite3")
+            pytest.fail("the daemon died by itself:\n" + "\n".join(daemon.log[-40:]))
         locked = daemon.kill(db)
         failures = [line for line in daemon.log if re.search(r" ERROR |^Trace", line)]
         assert [] == failures
