@@ -1039,6 +1039,10 @@ def test_sigkill_at_fifty_points_leaves_one_decision_and_one_reply_per_message(
         )
         drain(clean_config, clean_env)
     expected = end_state(clean_config.parent / "mailbot.sqlite3")
+    assert {
+        "booked", "updated", "pending", "cancelled", "declined", "needs-info",
+        "unregistered", "automatic", "people", "quarantined", "duplicate",
+    } == {outcome for _, _, outcome, _ in expected.decisions}  # fmt: skip
 
     with SmtpSink(answer_delay=ANSWER_DELAY) as sink:
         config, env = prepare(
