@@ -128,7 +128,29 @@ def handle(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> H
 
     result.arrived = raw.arrived
     message_id = result.envelope.message_id if result.envelope else _content_id(raw)
-    _record(raw, result, message_id=message_id, config=config, store=store, now=now)
+    try:
+        _record(raw, result, message_id=message_id, config=config, store=store, now=now)
+    except Exception as exc:
+        # A defect of ours while writing (the transaction was rolled back):
+        # record the message as quarantined, without a reply, so that it
+        # does not stop the inbox at every restart.  If even that fails,
+        # the store itself is broken and the error goes up to the daemon.
+        log.exception(
+            "%s uid %s: unexpected error while recording", message_id, raw.uid
+        )
+        result = _Result(
+            Decision(
+                Outcome.QUARANTINED,
+                "internal-error",
+                folder=Folder.QUARANTINE,
+                reply=False,
+                detail=f"{type(exc).__name__}: {exc}",
+            ),
+            result.kind,
+            envelope=result.envelope,
+            facts=result.facts,
+        )
+        _record(raw, result, message_id=message_id, config=config, store=store, now=now)
     decision = result.decision
     log.info(
         "%s uid=%s from=%s kind=%s reason=%s outcome=%s",
@@ -702,6 +724,12 @@ def _record(
     decision = result.decision
     reply_to = _reply_address(result) if envelope is not None else ""
     notice_due = False
+    if decision.reply and not reply_to:
+        decision = _replace(
+            decision,
+            reply=False,
+            detail=f"{decision.detail} (no reply: no address to answer)".strip(),
+        )
     if decision.reply and reply_to:
         since = now - timedelta(days=1)
         if store.replies_since(reply_to, since) >= config.service.daily_reply_cap:
@@ -740,6 +768,21 @@ def _record(
             kind=result.kind,
         )
         booking_id = result.write(store, now, message) if result.write else None
+        reply: EmailMessage | None = None
+        kind = "reply"
+        try:
+            if decision.reply and reply_to:
+                reply = _render(result, decision, booking_id, config, message_id, now)
+            elif notice_due:
+                cap = Decision(Outcome.PEOPLE, "reply-cap", notify_support=True)
+                reply = _render(result, cap, booking_id, config, message_id, now)
+                kind = "cap"
+        except InputError as exc:  # e.g. no address to answer
+            decision = _replace(
+                decision,
+                reply=False,
+                detail=f"{decision.detail} (no reply: {exc})".strip(),
+            )
         decision_id = store.add_decision(
             message=message,
             now=now,
@@ -757,13 +800,8 @@ def _record(
             calendar_uid=result.invitation.uid if result.invitation else None,
             sequence=result.invitation.sequence if result.invitation else None,
         )
-        if decision.reply and reply_to:
-            reply = _render(result, decision, booking_id, config, message_id, now)
-            _enqueue(store, reply, decision_id, "reply", now)
-        elif notice_due:
-            cap = Decision(Outcome.PEOPLE, "reply-cap", notify_support=True)
-            notice = _render(result, cap, booking_id, config, message_id, now)
-            _enqueue(store, notice, decision_id, "cap", now)
+        if reply is not None:
+            _enqueue(store, reply, decision_id, kind, now)
     result.decision = decision
 
 

@@ -344,3 +344,43 @@ def test_proposed_slots_avoid_bookings_outside_the_meeting_itself(robot: Robot) 
     assert starts
     assert instant(5, 12) not in starts
     assert all(abs(s - instant(5, 12)) >= timedelta(hours=2) for s in starts)
+
+
+def test_a_failure_while_recording_quarantines_instead_of_blocking(
+    robot: Robot,
+) -> None:
+    robot.store.conn.execute(
+        "CREATE TRIGGER refuse_bookings BEFORE INSERT ON bookings"
+        " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    )
+
+    decision = robot.handle(outlook("poison", 5, 10))
+
+    assert ("quarantined", "internal-error", "quarantine", 0) == (
+        decision["outcome"],
+        decision["reason"],
+        decision["folder"],
+        decision["replies"],
+    )
+    assert "refused by the test" in str(decision["detail"])
+    assert [] == robot.occurrences("poison")
+
+
+def test_an_invitation_with_nobody_to_answer_is_decided_without_reply(
+    robot: Robot,
+) -> None:
+    day = wall(5, 0)
+    data = (
+        "From: undisclosed-recipients:;\r\nTo: localretmeet@webfine.com\r\n"
+        "Subject: Ple\r\nMessage-ID: <nobody@ajbcn.example>\r\n"
+        "Content-Type: text/calendar; method=REQUEST\r\n\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+        f"UID:nobody\r\nATTENDEE:mailto:{SERVICE}\r\nSUMMARY:Ple\r\n"
+        f"DTSTART:{day:%Y%m%d}T100000\r\nDTEND:{day:%Y%m%d}T110000\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+    decision = robot.handle(data)
+
+    assert ("unregistered", 0) == (decision["outcome"], decision["replies"])
+    assert "no reply" in str(decision["detail"])
