@@ -16,19 +16,22 @@ out a registration request: the fields ``entity_name``, ``nif``,
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from icalendar import Calendar, Event, vCalAddress
 
 from mailbot.config import ServiceConfig
 from mailbot.errors import InputError
@@ -241,6 +244,50 @@ MONTHS: Mapping[str, tuple[str, ...]] = {
     ),
 }
 
+MAX_HEADER_LINE = 78  # columns of a header line, as the SMTP policy folds
+MAX_ENCODED = 60  # encoded text in one RFC 2047 word (the word is 72 at most)
+ICAL_LINE = 75  # octets of an iCalendar content line
+REMEMBERED_HEADERS = 256  # parsed header values kept for reuse
+
+# RFC 2047 "Q" for a phrase: ASCII letters and digits as they are, space as
+# "_", every other byte as =XX.
+_Q_BYTES = tuple(
+    "_" if byte == 0x20 else chr(byte) if chr(byte).isalnum() else f"={byte:02X}"
+    for byte in range(128)
+) + tuple(f"={byte:02X}" for byte in range(128, 256))
+_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
+_ICAL_QUOTABLE = re.compile("[,;:\u2019]")
+_ICAL_BREAKS = re.compile(r"\r\n|\r|\n")
+
+
+class _Remembering(HeaderRegistry):
+    """The standard header classes, remembering the values parsed last.
+
+    Writing a message reads its Content-Type several times a part, and the
+    parts' headers are the same in every reply: each is parsed once here.
+    Header objects are never changed once made, so sharing them is safe.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: dict[tuple[str, str], BaseHeader] = {}
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if not isinstance(value, str):
+            made: BaseHeader = super().__call__(name, value)
+            return made
+        key = (name.lower(), value)
+        found = self._seen.get(key)
+        if found is None:
+            if len(self._seen) >= REMEMBERED_HEADERS:
+                self._seen.clear()
+            found = self._seen[key] = super().__call__(name, value)
+        return found
+
+
+# The SMTP policy (CRLF, 78 columns), parsing each header value once.
+POLICY = SMTP.clone(header_factory=_Remembering())
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _SPACES = re.compile(r"\s+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -316,37 +363,44 @@ def render_reply(
     recipient = _recipient(facts)
     text = _render_text(facts, template=template, service=service, language=language)
 
-    message = EmailMessage(policy=SMTP)
-    message["From"] = Address(
-        display_name=header_text(service.name), addr_spec=service.address
-    )
-    message["To"] = recipient
+    # Headers go in pre-folded (set_raw): the header registry would parse
+    # each one when set and again when written.  Reading one back still
+    # gives the registry's object, so the message reads as any other.
+    message = EmailMessage(policy=POLICY)
+    _put(message, "From", _constant("From", service.name, (service.address,)))
+    _put(message, "To", _address_header("To", recipient))
     if decision.notify_support and service.support:
-        message["Cc"] = tuple(Address(addr_spec=a) for a in service.support)
-    message["Subject"] = reply_subject(facts, template=template, language=language)
-    message["Date"] = format_datetime(now.astimezone(UTC))
-    message["Message-ID"] = f"<{_message_id(message_id)}>"
+        _put(message, "Cc", _constant("Cc", "", tuple(service.support)))
+    subject = reply_subject(facts, template=template, language=language)
+    _put(message, "Subject", _text_header("Subject", subject))
+    message.set_raw("Date", format_datetime(now.astimezone(UTC)))
+    _put(message, "Message-ID", _id_header("Message-ID", _message_id(message_id)))
     incoming = _message_id(facts.envelope.message_id)
     if incoming:
-        message["In-Reply-To"] = f"<{incoming}>"
+        _put(message, "In-Reply-To", _id_header("In-Reply-To", incoming))
     references = _references(facts.envelope.references, incoming)
     if references:
-        message["References"] = " ".join(f"<{r}>" for r in references)
-    message["Auto-Submitted"] = "auto-replied"
-    message["X-Auto-Response-Suppress"] = "All"
-    message["X-Mailbot-Outcome"] = decision.outcome.value
+        _put(message, "References", _id_header("References", *references))
+    message.set_raw("Auto-Submitted", "auto-replied")
+    message.set_raw("X-Auto-Response-Suppress", "All")
+    message.set_raw("X-Mailbot-Outcome", decision.outcome.value)
     if facts.booking_id is not None:
-        message["X-Mailbot-Booking"] = str(facts.booking_id)
+        message.set_raw("X-Mailbot-Booking", str(facts.booking_id))
+    message.set_raw("MIME-Version", "1.0")
 
-    message.set_content(text, cte="quoted-printable")
+    body = _text_part(text)
     partstat = PARTSTAT.get(decision.outcome)
     invitation = facts.invitation
     if (
-        invitation is not None
-        and partstat is not None
-        and template not in NOTICES
-        and invitation.method != "CANCEL"
+        invitation is None
+        or partstat is None
+        or template in NOTICES
+        or invitation.method == "CANCEL"
     ):
+        for name, value in body.raw_items():
+            message.set_raw(name, value)
+        message.set_payload(body.get_payload())
+    else:
         calendar = itip_reply(
             invitation,
             service=service,
@@ -355,14 +409,13 @@ def render_reply(
             organizer=recipient.addr_spec,
             now=now,
         )
-        message.add_alternative(
-            calendar.decode("utf-8"),
-            subtype="calendar",
-            charset="UTF-8",
-            params={"method": "REPLY"},
-            cte="base64",
+        boundary = "=_" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
+        message.set_raw(
+            "Content-Type", f'multipart/alternative;\r\n boundary="{boundary}"'
         )
-    message["Content-Language"] = language  # after the body, which clears Content-*
+        message.attach(body)
+        message.attach(_calendar_part(calendar))
+    message.set_raw("Content-Language", language)
     return message
 
 
@@ -384,28 +437,35 @@ def itip_reply(
     organizer: str,
     now: datetime,
 ) -> bytes:
-    """An iTIP REPLY (RFC 5546) answering ``invitation`` for the service."""
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("method", "REPLY")
+    """An iTIP REPLY (RFC 5546) answering ``invitation`` for the service.
 
-    event = Event()
-    event.add("uid", invitation.uid)
-    event.add("sequence", max(invitation.sequence, 0))
-    event.add("dtstamp", now.astimezone(UTC))
-    if invitation.recurrence_id is not None:
-        event.add("recurrence-id", invitation.recurrence_id.astimezone(UTC))
-    event.add("organizer", _cal_address(invitation.organizer or organizer, ""))
-    attendee = _cal_address(service.address, service.name)
-    attendee.params["PARTSTAT"] = partstat
-    event.add("attendee", attendee)
+    Written as text lines, escaped and folded as RFC 5545 asks.
+    """
+    event = []
     if invitation.summary:
-        event.add("summary", invitation.summary)
-    event.add("comment", comment)
-    calendar.add_component(event)
-    data: bytes = calendar.to_ical()
-    return data
+        event.append(f"SUMMARY:{_ical_text(invitation.summary)}")
+    event.append(f"DTSTAMP:{_ical_utc(now)}")
+    event.append(f"UID:{_ical_text(invitation.uid)}")
+    if invitation.recurrence_id is not None:
+        event.append(f"RECURRENCE-ID:{_ical_utc(invitation.recurrence_id)}")
+    event.append(f"SEQUENCE:{max(invitation.sequence, 0)}")
+    attendee = _ical_address(service.address, service.name)
+    event.append(f"ATTENDEE{attendee[0]};PARTSTAT={partstat}:{attendee[1]}")
+    event.append(f"COMMENT:{_ical_text(comment)}")
+    name, address = _ical_address(invitation.organizer or organizer, "")
+    event.append(f"ORGANIZER{name}:{address}")
+
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "METHOD:REPLY",
+        "BEGIN:VEVENT",
+        *event,
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "".join(f"{_ical_fold(line)}\r\n" for line in lines).encode("utf-8")
 
 
 def reply_subject(facts: ReplyFacts, *, template: str, language: str) -> str:
@@ -688,12 +748,178 @@ def _recipient(facts: ReplyFacts) -> Address:
     raise InputError("no-recipient", "no address to reply to")
 
 
-def _cal_address(address: str, name: str) -> vCalAddress:
-    value = vCalAddress(f"mailto:{header_text(address)}")
+def _ical_address(address: str, name: str) -> tuple[str, str]:
+    """(";CN=..." or "", "mailto:...") of a calendar user address."""
+    value = f"mailto:{header_text(address)}"
     name = header_text(name)
-    if name:
-        value.params["CN"] = name
-    return value
+    if not name:
+        return "", value
+    name = name.replace("^", "^^").replace('"', "^'")  # RFC 6868
+    if _ICAL_QUOTABLE.search(name):
+        name = f'"{name}"'
+    return f";CN={name}", value
+
+
+def _ical_text(value: str) -> str:
+    """A TEXT value escaped as RFC 5545 section 3.3.11 asks."""
+    value = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    return _ICAL_BREAKS.sub("\\\\n", value)
+
+
+def _ical_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _ical_fold(line: str) -> str:
+    """``line`` folded into lines of at most 75 octets, never inside a character
+    and never right after an escaping backslash or caret."""
+    if len(line) <= ICAL_LINE and line.isascii():
+        return line
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for char in line:
+        width = len(char.encode("utf-8"))
+        if current and size + width > ICAL_LINE:
+            carried = current.pop() if len(current) > 1 and current[-1] in "\\^" else ""
+            pieces.append("".join(current))
+            current = [" ", carried] if carried else [" "]
+            size = 1 + len(carried.encode("utf-8"))
+        current.append(char)
+        size += width
+    pieces.append("".join(current))
+    return "\r\n".join(pieces)
+
+
+def _text_part(text: str) -> EmailMessage:
+    """The text as a quoted-printable UTF-8 part."""
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
+    part = EmailMessage(policy=POLICY)
+    part.set_raw("Content-Type", 'text/plain; charset="utf-8"')
+    part.set_raw("Content-Transfer-Encoding", "quoted-printable")
+    part.set_payload(encoded)
+    return part
+
+
+def _calendar_part(data: bytes) -> EmailMessage:
+    """The iTIP REPLY as a base64 text/calendar part."""
+    part = EmailMessage(policy=POLICY)
+    part.set_raw("Content-Type", 'text/calendar; charset="UTF-8"; method="REPLY"')
+    part.set_raw("Content-Transfer-Encoding", "base64")
+    part.set_payload(base64.encodebytes(data).decode("ascii"))
+    return part
+
+
+_Header = tuple[str, object]  # (pre-folded value or "", what the registry takes)
+
+
+def _put(message: EmailMessage, name: str, header: _Header) -> None:
+    """Add a header pre-folded, or else through the header registry as before."""
+    folded, value = header
+    if folded:
+        message.set_raw(name, folded)
+    else:
+        message[name] = value
+
+
+def _text_header(name: str, value: str) -> _Header:
+    """An unstructured header, folded, its non-ASCII words RFC 2047 encoded."""
+    words = value.split(" ")
+    plain = value.isascii() and "=?" not in value
+    if _UNSAFE_HEADER.search(value) or (not plain and not all(words)):
+        return "", value  # controls, or runs of spaces among encoded words
+    tokens: list[str] = []
+    run: list[str] = []
+    for word in words:
+        if not plain and (not word.isascii() or "=?" in word):
+            run.append(word)
+            continue
+        if run:
+            tokens.extend(_encoded_words(" ".join(run)))
+            run = []
+        tokens.append(word)
+    if run:
+        tokens.extend(_encoded_words(" ".join(run)))
+    return _fold_tokens(name, tokens), value
+
+
+def _address_header(name: str, address: Address) -> _Header:
+    """One mailbox, its display name RFC 2047 encoded when not ASCII."""
+    display = address.display_name
+    if not address.addr_spec.isascii() or _UNSAFE_HEADER.search(str(address)):
+        return "", address
+    if not display:
+        return _fold_tokens(name, [address.addr_spec]), address
+    if display.isascii() and "=?" not in display:
+        return _fold_tokens(name, str(address).split(" ")), address
+    words = _encoded_words(display)
+    if len(words) > 1:  # a phrase keeps the space between encoded words
+        return "", address
+    return _fold_tokens(name, [words[0], f"<{address.addr_spec}>"]), address
+
+
+def _id_header(name: str, *ids: str) -> _Header:
+    """Message ids in angle brackets, folded between them."""
+    tokens = [f"<{value}>" for value in ids]
+    value = " ".join(tokens)
+    if not value.isascii() or "=?" in value or _UNSAFE_HEADER.search(value):
+        return "", value
+    return _fold_tokens(name, tokens), value
+
+
+@functools.lru_cache(maxsize=16)
+def _constant(name: str, display: str, addresses: tuple[str, ...]) -> _Header:
+    """From and Cc: the same in every reply, so folded by the registry once."""
+    value = tuple(
+        Address(display_name=header_text(display), addr_spec=address)
+        for address in addresses
+    )
+    _, header = SMTP.header_store_parse(name, value)
+    folded = str(header.fold(policy=SMTP)).removesuffix("\r\n")
+    lines = folded.split("\r\n")
+    if (
+        folded.isascii()
+        and folded.startswith(f"{name}: ")
+        and all(len(line) <= MAX_HEADER_LINE for line in lines)
+    ):
+        return folded.removeprefix(f"{name}: "), value
+    return "", value
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 "Q" encoded words of UTF-8, none split in a character."""
+    words: list[str] = []
+    current: list[str] = []
+    size = 0
+    for char in text:
+        encoded = "".join(_Q_BYTES[byte] for byte in char.encode("utf-8"))
+        if current and size + len(encoded) > MAX_ENCODED:
+            words.append("=?utf-8?q?" + "".join(current) + "?=")
+            current, size = [], 0
+        current.append(encoded)
+        size += len(encoded)
+    words.append("=?utf-8?q?" + "".join(current) + "?=")
+    return words
+
+
+def _fold_tokens(name: str, tokens: Sequence[str]) -> str:
+    """Tokens joined by spaces, a line break before any that would pass 78
+    columns; "" when one token alone is too long for a line."""
+    lines: list[str] = []
+    line = ""
+    room = MAX_HEADER_LINE - len(name) - 2
+    for token in tokens:
+        if not line:
+            line = token
+        elif len(line) + 1 + len(token) <= room or not token:
+            line = f"{line} {token}"
+        else:
+            lines.append(line)
+            line, room = f" {token}", MAX_HEADER_LINE
+        if len(line) > room:
+            return ""
+    lines.append(line)
+    return "\r\n".join(lines)
 
 
 def _message_id(value: str) -> str:
