@@ -18,6 +18,9 @@ from mailbot.errors import DeliveryError
 
 log = logging.getLogger("mailbot.outbox")
 
+# A kept connection used more recently than this is trusted without a NOOP.
+NOOP_AFTER = 5.0  # seconds
+
 
 class Transport(Protocol):
     """Hands one reply at a time to whatever carries it on."""
@@ -45,15 +48,20 @@ class SmtpTransport:
     """An SMTP submission server, through aiosmtplib.
 
     One event loop and one connection serve every send until ``close``; a
-    connection that failed is dropped and made again on the next send.
+    connection that failed is dropped and made again on the next send.  A
+    connection idle for ``noop_after`` seconds or more is checked with NOOP
+    first; one used more recently is only checked for a close the server has
+    already announced, which costs no round trip.
     Replies go with the empty envelope sender (``MAIL FROM:<>``) that
     RFC 3834 asks of automatic replies.
     """
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, *, noop_after: float = NOOP_AFTER) -> None:
         self.config = config
+        self.noop_after = noop_after
         self._runner = asyncio.Runner()
         self._smtp: aiosmtplib.SMTP | None = None
+        self._used = 0.0  # time.monotonic() of the last answer on the connection
 
     def send(
         self, message: bytes, *, recipients: Sequence[str], message_id: str
@@ -90,6 +98,7 @@ class SmtpTransport:
             refused, answer = await smtp.sendmail(
                 "", recipients, message, mail_options=options
             )
+            self._used = time.monotonic()
         except aiosmtplib.SMTPRecipientsRefused as exc:
             permanent = all(item.code >= 500 for item in exc.recipients)
             detail = "; ".join(
@@ -129,11 +138,18 @@ class SmtpTransport:
         return answer
 
     async def _connected(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and time.monotonic() - self._used < self.noop_after:
+            # Let the loop read what arrived meanwhile (a 421 and the close).
+            for _ in range(2):
+                await asyncio.sleep(0)
+            if self._smtp.is_connected:
+                return self._smtp
         if self._smtp is not None and self._smtp.is_connected:
             # A kept connection may have been dropped by the server meanwhile:
             # find out with NOOP, before any of the message is on its way.
             try:
                 await self._smtp.noop()
+                self._used = time.monotonic()
                 return self._smtp
             except (aiosmtplib.SMTPException, OSError) as exc:
                 log.debug("kept connection is gone (%s); connecting again", exc)
@@ -157,6 +173,7 @@ class SmtpTransport:
                 raise
         log.debug("connected to %s:%s", config.host, config.port)
         self._smtp = smtp
+        self._used = time.monotonic()
         return smtp
 
     def _drop(self) -> None:
