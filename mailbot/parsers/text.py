@@ -9,6 +9,7 @@ import unicodedata
 from html.parser import HTMLParser
 
 BOM = b"\xef\xbb\xbf"
+MAX_FOLDED = 20_000  # distinct characters whose folded form is remembered
 
 # Charsets that mail clients label one way and mean another (as browsers do).
 _CHARSET_ALIASES = {
@@ -148,18 +149,28 @@ def fold(text: str) -> str:
     """Lower-case ``text`` and drop accents, keeping every character's position
     so that a match in the folded text points at the same span of the original.
     Curly apostrophes become straight ones."""
-    out: list[str] = []
-    for char in text:
-        if char in "’ʼ´`":
-            out.append("'")
-            continue
-        base = "".join(
-            c
-            for c in unicodedata.normalize("NFD", char)
-            if not unicodedata.combining(c)
-        )
-        if len(base) != 1:
-            base = char
-        lower = base.lower()
-        out.append(lower if len(lower) == 1 else base)
-    return "".join(out)
+    folded = _FOLDED
+    try:
+        return "".join([folded[char] for char in text])
+    except KeyError:
+        if len(folded) > MAX_FOLDED:  # hostile text: keep the memory bounded
+            folded.clear()
+        for char in set(text) - folded.keys():
+            folded[char] = _fold_char(char)
+        return "".join([folded[char] for char in text])
+
+
+def _fold_char(char: str) -> str:
+    if char in "’ʼ´`":
+        return "'"
+    base = "".join(
+        c for c in unicodedata.normalize("NFD", char) if not unicodedata.combining(c)
+    )
+    if len(base) != 1:
+        base = char
+    lower = base.lower()
+    return lower if len(lower) == 1 else base
+
+
+# Each character's folded form, computed the first time it is met.
+_FOLDED: dict[str, str] = {}
