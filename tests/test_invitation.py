@@ -508,3 +508,69 @@ def test_parts_with_different_uids_take_the_first_request() -> None:
 def test_no_parts_raise_calendar_error() -> None:
     with pytest.raises(CalendarError):
         read_invitation([], now=NOW)
+
+
+def test_vtimezone_without_summer_time_for_madrid_is_not_trusted() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20260715T100000",
+            "DTEND;TZID=Europe/Madrid:20260715T110000",
+            extra="BEGIN:VTIMEZONE\nTZID:Europe/Madrid\nBEGIN:STANDARD\n"
+            "DTSTART:19701025T030000\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0100\n"
+            "END:STANDARD\nEND:VTIMEZONE\n",
+        )
+    )
+
+    assert "timezone-conflict" == invitation.problem
+    assert () == invitation.occurrences
+
+
+def test_series_whose_vtimezone_disagrees_only_in_summer_is_not_trusted() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20260115T100000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=MONTHLY;COUNT=8",
+            extra="BEGIN:VTIMEZONE\nTZID:Europe/Madrid\nBEGIN:STANDARD\n"
+            "DTSTART:19701025T030000\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0100\n"
+            "END:STANDARD\nEND:VTIMEZONE\n",
+        )
+    )
+
+    assert "timezone-conflict" == invitation.problem
+
+
+def test_time_skipped_when_clocks_go_forward_is_not_a_time() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20260329T023000",
+            "DTEND;TZID=Europe/Madrid:20260329T033000",
+        )
+    )
+
+    assert "nonexistent-time" == invitation.problem
+
+
+def test_series_starting_after_the_horizon_says_so() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20280229T100000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=YEARLY;COUNT=3",
+        )
+    )
+
+    assert "beyond-horizon" == invitation.problem
+
+
+def test_series_whose_every_date_is_excluded_says_so() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20260302T100000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=WEEKLY;COUNT=2",
+            "EXDATE;TZID=Europe/Madrid:20260302T100000,20260309T100000",
+        )
+    )
+
+    assert "no-occurrences" == invitation.problem

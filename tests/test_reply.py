@@ -13,6 +13,7 @@ import pytest
 from icalendar import Calendar
 
 from mailbot.actions.reply import (
+    EXPLAINED,
     ReplyFacts,
     format_date,
     format_duration,
@@ -55,30 +56,8 @@ TEXT_OUTCOMES = (
     Outcome.REGISTRATION_INCOMPLETE,
 )
 NOTICES = ("reply-cap", "registration-confirmed", "registration-rejected")
-REASON_CODES = (
-    "unregistered",
-    "sender-mismatch",
-    "entity-not-confirmed",
-    "entity-rejected",
-    "all-day",
-    "no-end",
-    "no-duration",
-    "non-positive-duration",
-    "unknown-timezone",
-    "ambiguous-time",
-    "no-start",
-    "no-calendar",
-    "winmail-dat",
-    "unreadable",
-    "in-the-past",
-    "late-notice",
-    "pool-full",
-    "consortium-channel-not-allowed",
-    "too-many-participants",
-    "recurrence",
-    "unknown-booking",
-    "cancelled",
-)
+# Every code the templates say they explain must have a sentence of its own.
+REASON_CODES = tuple(sorted(EXPLAINED))
 SIGNATURES = {
     "ca": "Equip de suport de LOCALRETMEET",
     "es": "Equipo de soporte de LOCALRETMEET",

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from mailbot.parsers.calendar_text import parse_text
-from mailbot.parsers.timezones import resolve_zone, vtimezones_of, zone_by_name
+from mailbot.parsers.timezones import (
+    ZoneConflictError,
+    resolve_zone,
+    vtimezones_of,
+    zone_by_name,
+)
 
 EXCHANGE_ROMANCE = """BEGIN:VCALENDAR
 BEGIN:VTIMEZONE
@@ -56,10 +61,20 @@ def test_exchange_1601_vtimezone_gives_winter_offset_in_january() -> None:
     )
 
 
-def test_vtimezone_wins_over_the_name_it_carries() -> None:
+def test_vtimezone_that_contradicts_the_official_zone_it_names_is_refused() -> None:
     text = exchange_calendar("Europe/Madrid", offset="+0700")
     zones = vtimezones_of(parse_text(text).calendars[0])
     zone = resolve_zone("Europe/Madrid", vtimezones=zones, year=2026)
+
+    assert zone is not None
+    with pytest.raises(ZoneConflictError, match="Europe/Madrid"):
+        zone.to_utc(datetime(2026, 7, 1, 18))
+
+
+def test_vtimezone_that_agrees_with_the_official_zone_it_names_is_used() -> None:
+    text = exchange_calendar("Asia/Bangkok", offset="+0700")
+    zones = vtimezones_of(parse_text(text).calendars[0])
+    zone = resolve_zone("Asia/Bangkok", vtimezones=zones, year=2026)
 
     assert zone is not None
     assert datetime(2026, 7, 1, 11, tzinfo=UTC) == zone.to_utc(datetime(2026, 7, 1, 18))

@@ -27,6 +27,7 @@ from mailbot.parsers.calendar_text import (
 from mailbot.parsers.timezones import (
     IanaZone,
     Zone,
+    ZoneConflictError,
     cycle_shift,
     parse_int_list,
     parse_weekdays,
@@ -362,6 +363,13 @@ def _read_group(
             problem_detail=no_time.detail,
             defects=_unique(context.defects),
         )
+    except ZoneConflictError as conflict:
+        return dataclasses.replace(
+            invitation,
+            problem="timezone-conflict",
+            problem_detail=str(conflict),
+            defects=_unique(context.defects),
+        )
 
 
 def _with_series(
@@ -386,6 +394,14 @@ def _with_series(
         _apply_override(override, occurrences, span, context)
 
     ordered = tuple(sorted(occurrences.values(), key=lambda o: o.start))
+    if not ordered:
+        if span.start_utc > context.horizon_end:
+            raise _NoTime(
+                "beyond-horizon",
+                f"the series starts {span.start_utc:%Y-%m-%d}, after"
+                f" {context.horizon_end:%Y-%m-%d}",
+            )
+        raise _NoTime("no-occurrences", "every date of the series is excluded")
     return dataclasses.replace(
         invitation,
         zone=zone.name,
@@ -473,6 +489,7 @@ def _span(event: Component, context: _Context, *, fallback: _Span | None) -> _Sp
     start = _read_time(start_prop, context, code="no-start", fallback=None)
     if start.value.is_date:
         raise _NoTime("all-day", "DTSTART is a date")
+    _check_exists(start, "DTSTART")
     start_utc = start.utc
 
     end_prop = event.first("DTEND")
@@ -487,6 +504,7 @@ def _span(event: Component, context: _Context, *, fallback: _Span | None) -> _Sp
             raise _NoTime("ambiguous-time", "DTEND is a date, DTSTART a date-time")
         if end.floating != start.floating:
             raise _NoTime("ambiguous-time", "one of DTSTART and DTEND is floating")
+        _check_exists(end, "DTEND")
         end_utc = end.utc
         if duration is not None:
             other = start.zone.to_utc(start.value.value + duration[0]) + duration[1]
@@ -506,6 +524,17 @@ def _span(event: Component, context: _Context, *, fallback: _Span | None) -> _Sp
     if end_utc <= start_utc:
         raise _NoTime("non-positive-duration", f"{start_utc} to {end_utc}")
     return _Span(start, start_utc, end_utc, days, exact)
+
+
+def _check_exists(time: _Time, name: str) -> None:
+    """A wall time skipped when the clocks go forward names no instant at all."""
+    local = time.value.value
+    if time.zone.from_utc(time.zone.to_utc(local)) != local:
+        where = time.zone.name or time.tzid
+        raise _NoTime(
+            "nonexistent-time",
+            f"{name} {local:%Y-%m-%d %H:%M} does not exist in {where}",
+        )
 
 
 def _read_time(

@@ -137,6 +137,40 @@ class VtimezoneZone(Zone):
         return cached
 
 
+class ZoneConflictError(Exception):
+    """A calendar's VTIMEZONE and the official rules of the zone it names disagree."""
+
+
+class CheckedZone(Zone):
+    """A VTIMEZONE that names an official zone, checked against it at every use.
+
+    Calendar clients show a time in an IANA or Windows zone by the official
+    rules, whatever VTIMEZONE came with it; a sender's VTIMEZONE that says
+    otherwise (a missing daylight-saving block, an outdated rule) would give
+    a believable wrong hour.  Where the two agree the time is certain; where
+    they do not, :class:`ZoneConflictError` says so and no time is guessed.
+    """
+
+    def __init__(self, sent: VtimezoneZone, official: IanaZone, tzid: str) -> None:
+        self.name = official.name
+        self.tzid = tzid
+        self._sent = sent
+        self._official = official
+
+    def to_utc(self, local: datetime) -> datetime:
+        sent, official = self._sent.to_utc(local), self._official.to_utc(local)
+        if sent != official:
+            raise ZoneConflictError(
+                f"TZID {self.tzid!r} at {local:%Y-%m-%d %H:%M}: the VTIMEZONE sent"
+                f" gives {sent:%H:%M} UTC, the rules of {self.name} give"
+                f" {official:%H:%M} UTC"
+            )
+        return official
+
+    def from_utc(self, moment: datetime) -> datetime:
+        return self._official.from_utc(moment)
+
+
 def resolve_zone(
     tzid: str,
     *,
@@ -149,7 +183,9 @@ def resolve_zone(
     1. a VTIMEZONE of the same calendar (TZIDs compared after unescaping and
        stripping quotes and spaces); 2. an IANA name, also behind a vendor
        prefix; 3. a Windows zone name; 4. an Outlook display name. None when
-       nothing matches: the caller reports ``unknown-timezone``.
+       nothing matches: the caller reports ``unknown-timezone``.  A VTIMEZONE
+       whose TZID also names an official zone is checked against that zone
+       (:class:`CheckedZone`).
     """
     notes = defects if defects is not None else []
     key = clean_tzid(tzid)
@@ -158,6 +194,8 @@ def resolve_zone(
     component = vtimezones.get(key)
     if component is not None:
         built = vtimezone_zone(component, name=named.name if named else None)
+        if isinstance(built, VtimezoneZone) and isinstance(named, IanaZone):
+            return CheckedZone(built, named, key)
         if built is not None:
             return built
         notes.append("unusable-vtimezone")
