@@ -457,12 +457,14 @@ def _decide_cancellation(
         return _Result(
             decision, "cancellation", envelope, invitation, None, entity, facts=facts
         )
-    if existing is not None and invitation.sequence < existing.sequence:
+    if existing is not None and invitation.sequence < (
+        current := _current_sequence(invitation, existing)
+    ):
         decision = Decision(
             Outcome.UNCHANGED,
             "not-newer",
             reply=False,
-            detail=f"SEQUENCE {invitation.sequence} is older than {existing.sequence}",
+            detail=f"SEQUENCE {invitation.sequence} is older than {current}",
         )
         return _Result(
             decision, "cancellation", envelope, invitation, None, entity, facts=facts
@@ -972,10 +974,29 @@ def _live(booking: BookingRecord | None) -> bool:
     return booking is not None and booking.status in ("booked", "pending")
 
 
+def _current_sequence(invitation: Invitation, existing: BookingRecord) -> int:
+    """The SEQUENCE an invitation must not be older than: the series', or the
+    one of the version that last set the occurrence it names."""
+    if invitation.recurrence_id is None:
+        return existing.sequence
+    return max(
+        (
+            o.sequence
+            for o in existing.occurrences
+            if o.occurrence.recurrence_id == invitation.recurrence_id
+        ),
+        default=existing.sequence,
+    )
+
+
 def _is_stale(invitation: Invitation, existing: BookingRecord) -> bool:
-    """Older or equal versions change nothing: SEQUENCE first, then DTSTAMP."""
+    """Older or equal versions change nothing: SEQUENCE first, then DTSTAMP.
+
+    One occurrence of a series is compared with the version that last set
+    that occurrence (the series' own, or an earlier change of it).
+    """
     if invitation.recurrence_id is not None:
-        return invitation.sequence < existing.sequence
+        return invitation.sequence < _current_sequence(invitation, existing)
     if invitation.sequence != existing.sequence:
         return invitation.sequence < existing.sequence
     if invitation.dtstamp is None or existing.dtstamp is None:

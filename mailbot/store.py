@@ -169,6 +169,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE outbox ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        "a SEQUENCE for each occurrence",
+        # A changed occurrence of a series carries its own SEQUENCE; the
+        # series keeps the one of its last whole version.
+        """
+        ALTER TABLE occurrences ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 
@@ -214,6 +222,7 @@ class OccurrenceRecord:
     occurrence: Occurrence
     license: str | None
     status: str
+    sequence: int = 0  # the SEQUENCE of the version that set this occurrence
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,6 +562,7 @@ class Store:
                 ),
                 license=o["license"],
                 status=o["status"],
+                sequence=o["sequence"],
             )
             for o in self.conn.execute(
                 "SELECT * FROM occurrences WHERE booking_id = ? ORDER BY start, id",
@@ -652,7 +662,7 @@ class Store:
             )
         for occurrence, hold_start, hold_end, license_, state in occurrences:
             self._insert_occurrence(
-                booking_id, occurrence, hold_start, hold_end, license_, state
+                booking_id, occurrence, hold_start, hold_end, license_, state, sequence
             )
         return booking_id
 
@@ -674,11 +684,11 @@ class Store:
             " AND (recurrence_id = ? OR (recurrence_id IS NULL AND start = ?))",
             (booking_id, iso(recurrence_id), iso(recurrence_id)),
         )
-        self._insert_occurrence(booking_id, occurrence, *hold, license_, status)
+        self._insert_occurrence(
+            booking_id, occurrence, *hold, license_, status, sequence
+        )
         self.conn.execute(
-            "UPDATE bookings SET sequence = MAX(sequence, ?), updated_at = ?"
-            " WHERE id = ?",
-            (sequence, iso(now), booking_id),
+            "UPDATE bookings SET updated_at = ? WHERE id = ?", (iso(now), booking_id)
         )
 
     def _insert_occurrence(
@@ -689,12 +699,13 @@ class Store:
         hold_end: datetime,
         license_: str | None,
         status: str,
+        sequence: int,
     ) -> None:
         minutes = int((hold_end - hold_start).total_seconds() // 60) + 1
         self.conn.execute(
             "INSERT INTO occurrences (booking_id, recurrence_id, start, end,"
-            " hold_start, hold_end, hold_minutes, license, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " hold_start, hold_end, hold_minutes, license, status, sequence)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 booking_id,
                 iso(occurrence.recurrence_id) if occurrence.recurrence_id else None,
@@ -705,6 +716,7 @@ class Store:
                 minutes,
                 license_,
                 status,
+                sequence,
             ),
         )
 

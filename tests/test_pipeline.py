@@ -384,3 +384,31 @@ def test_an_invitation_with_nobody_to_answer_is_decided_without_reply(
 
     assert ("unregistered", 0) == (decision["outcome"], decision["replies"])
     assert "no reply" in str(decision["detail"])
+
+
+def test_series_cancel_is_not_outranked_by_a_changed_occurrence(robot: Robot) -> None:
+    robot.handle(outlook("series", 5, 10, rrule="FREQ=DAILY;COUNT=3"))
+    robot.handle(outlook("series", 6, 12, sequence=2, recurrence_id=wall(6, 10)))
+
+    cancel = robot.handle(
+        outlook(
+            "series", 5, 10, sequence=1, method="CANCEL", rrule="FREQ=DAILY;COUNT=3"
+        )
+    )
+
+    assert ("cancelled", "cancelled") == (cancel["outcome"], cancel["reason"])
+    assert {"cancelled"} == {status for _, _, status in robot.occurrences("series")}
+
+
+def test_older_change_of_one_occurrence_changes_nothing(robot: Robot) -> None:
+    robot.handle(outlook("series", 5, 10, rrule="FREQ=DAILY;COUNT=3"))
+    robot.handle(outlook("series", 6, 12, sequence=2, recurrence_id=wall(6, 10)))
+
+    older = robot.handle(
+        outlook("series", 6, 16, sequence=1, recurrence_id=wall(6, 10))
+    )
+
+    assert ("unchanged", 0) == (older["outcome"], older["replies"])
+    assert f"{wall(6, 12):%Y-%m-%d} 12:00" in [
+        t for t, _, _ in robot.occurrences("series")
+    ]
