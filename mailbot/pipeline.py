@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any
 
-from mailbot.actions.reply import ReplyFacts, render_reply
+from mailbot.actions.reply import ReplyFacts, answers_organizer, render_reply
 from mailbot.config import Config
 from mailbot.errors import InputError
 from mailbot.models import (
@@ -1009,11 +1009,17 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
 
 
 def _reply_address(result: _Result) -> str:
+    """Who the reply goes to: the organizer, or else the sender."""
     envelope = result.envelope
     if envelope is None:
         return ""
-    if result.invitation is not None and result.invitation.organizer:
-        return result.invitation.organizer
+    invitation = result.invitation
+    if (
+        invitation is not None
+        and invitation.organizer
+        and answers_organizer(result.decision, invitation)
+    ):
+        return invitation.organizer
     return envelope.reply_to or envelope.from_addr
 
 

@@ -215,6 +215,8 @@ def test_organizer_not_matching_from_is_not_booked(robot: Robot) -> None:
         decision["reason"],
     )
     assert [] == robot.occurrences("spoofed")
+    recipients = robot.store.conn.execute("SELECT recipients FROM outbox").fetchone()
+    assert ["someone@elsewhere.example"] == json.loads(recipients[0])
 
 
 def test_winmail_dat_without_a_calendar_asks_for_a_normal_invitation(

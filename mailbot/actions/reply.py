@@ -400,6 +400,7 @@ def render_reply(
         or partstat is None
         or template in NOTICES
         or invitation.method == "CANCEL"
+        or not _answers_organizer(facts)
     ):
         for name, value in body.raw_items():
             message.set_raw(name, value)
@@ -735,9 +736,23 @@ def _problems(value: object) -> list[tuple[str, str]]:
     return found
 
 
+def answers_organizer(decision: Decision, invitation: Invitation | None) -> bool:
+    """Whether the reply goes to the invitation's organizer.
+
+    Not when the sender and the organizer are not of one entity: anybody can
+    write a council's address in an ORGANIZER line, and the robot must not
+    be made to mail that council; the answer goes to the sender instead.
+    """
+    return invitation is not None and decision.reason != "sender-mismatch"
+
+
+def _answers_organizer(facts: ReplyFacts) -> bool:
+    return answers_organizer(facts.decision, facts.invitation)
+
+
 def _recipient(facts: ReplyFacts) -> Address:
     candidates: list[tuple[str, str]] = []
-    if facts.invitation is not None:
+    if facts.invitation is not None and _answers_organizer(facts):
         candidates.append((facts.invitation.organizer, facts.invitation.organizer_name))
     candidates.append((facts.envelope.reply_to, ""))
     candidates.append((facts.envelope.from_addr, facts.envelope.from_name))
