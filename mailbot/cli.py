@@ -9,6 +9,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_FAILURE
+    except BrokenPipeError:
+        # The reader went away (`mailbot bookings list | head`): not a failure.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from typing import Any
 from mailbot.errors import ConfigError
 
 LANGUAGES = ("ca", "es")
+MAX_SECONDS = 3600  # the longest timeout a key may set
 TLS_MODES = ("ssl", "starttls", "none")
 AUTH_POLICIES = ("none", "dkim", "dmarc")
 TABLES = (
@@ -186,6 +187,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not valid TOML: not UTF-8 text", path=str(path)) from None
     return parse_config(data, path=path)
 
 
@@ -215,16 +218,20 @@ def parse_config(data: Mapping[str, Any], *, path: Path) -> Config:
         language=language,
         name=reader.header_text(service, "service.name", "LOCALRETMEET"),
         message_id_domain=reader.string(service, "service.message_id_domain", ""),
-        daily_reply_cap=reader.integer(service, "service.daily_reply_cap", 10, 1),
+        daily_reply_cap=reader.integer(
+            service, "service.daily_reply_cap", 10, 1, 100_000
+        ),
     )
     reader.finish(service, "service")
 
     rules = reader.table(data, "rules")
     rules_config = RulesConfig(
-        min_notice_hours=reader.integer(rules, "rules.min_notice_hours", 24, 0),
-        setup_minutes=reader.integer(rules, "rules.setup_minutes", 30, 0),
-        overrun_minutes=reader.integer(rules, "rules.overrun_minutes", 30, 0),
-        max_participants=reader.integer(rules, "rules.max_participants", 300, 1),
+        min_notice_hours=reader.integer(rules, "rules.min_notice_hours", 24, 0, 8760),
+        setup_minutes=reader.integer(rules, "rules.setup_minutes", 30, 0, 1440),
+        overrun_minutes=reader.integer(rules, "rules.overrun_minutes", 30, 0, 1440),
+        max_participants=reader.integer(
+            rules, "rules.max_participants", 300, 1, 1_000_000
+        ),
         horizon_months=reader.integer(rules, "rules.horizon_months", 12, 1, 60),
     )
     reader.finish(rules, "rules")
@@ -286,7 +293,7 @@ def _mailbox(reader: _Reader, data: Mapping[str, Any]) -> ImapConfig | MaildirCo
         config = MaildirConfig(
             path=reader.path(table, "maildir.path", None),
             batch_size=reader.integer(table, "maildir.batch_size", 50, 1, 1000),
-            poll_seconds=reader.integer(table, "maildir.poll_seconds", 5, 1),
+            poll_seconds=reader.integer(table, "maildir.poll_seconds", 5, 1, 86_400),
             max_message_bytes=reader.integer(
                 table, "maildir.max_message_bytes", 25 * 1024 * 1024, 1024
             ),
@@ -310,7 +317,7 @@ def _mailbox(reader: _Reader, data: Mapping[str, Any]) -> ImapConfig | MaildirCo
         connect_timeout=reader.number(table, "imap.connect_timeout", 30.0),
         read_timeout=reader.number(table, "imap.read_timeout", 120.0),
         batch_size=reader.integer(table, "imap.batch_size", 50, 1, 1000),
-        poll_seconds=reader.integer(table, "imap.poll_seconds", 60, 1),
+        poll_seconds=reader.integer(table, "imap.poll_seconds", 60, 1, 86_400),
         idle_seconds=reader.integer(table, "imap.idle_seconds", 25 * 60, 1, 29 * 60),
         max_message_bytes=reader.integer(
             table, "imap.max_message_bytes", 25 * 1024 * 1024, 1024
@@ -433,8 +440,8 @@ class _Reader:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, "must be a number")
-        if value <= 0:
-            raise self.error(key, "must be more than 0")
+        if not 0 < value <= MAX_SECONDS:
+            raise self.error(key, f"must be more than 0 and at most {MAX_SECONDS}")
         return float(value)
 
     def strings(

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from mailbot import cli
+from mailbot.parsers.nif import valid_nif
 from mailbot.store import MIGRATIONS
 from tests.helpers import (
+    MAILBOT,
     PASSWORD_ENV,
     assert_no_traceback,
     deliver,
@@ -570,3 +573,30 @@ def test_run_once_files_garbage_empty_and_zero_byte_mail_without_traceback(
     with sqlite3.connect(tmp_path / "mailbot.sqlite3") as conn:
         decided = conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
     assert 5 == decided
+
+
+def test_listing_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    rows = ["nif,name,email,senders,youtube_channel,channel_agreement,language"]
+    for number in range(1500):
+        base = f"P08{number:05d}"
+        nif = next(base + c for c in "ABCDEFGHIJ" if valid_nif(base + c))
+        rows.append(f"{nif},Ajuntament número {number},a{number}@x.example,,,no,ca")
+    (tmp_path / "many.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = maildir_config(tmp_path)
+    imported = run_mailbot(
+        "entities", "import", "-c", str(config), "many.csv", cwd=tmp_path
+    )
+    assert 0 == imported.returncode, imported.stderr
+
+    done = subprocess.run(  # noqa: S602 - the shell's pipe is what is tested
+        f"'{MAILBOT}' entities list -c '{config}' --json | head -c 10",
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert_no_traceback(done)
+    assert "BrokenPipe" not in done.stderr

@@ -179,3 +179,32 @@ def test_unset_secret_variable_is_a_config_error(tmp_path: Path) -> None:
     assert isinstance(config.mailbox, ImapConfig)
     with pytest.raises(ConfigError, match="MAILBOT_TEST_UNSET_PW"):
         config.mailbox.password.read()
+
+
+def test_absurdly_large_rule_values_are_refused(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "[licenses]", "[rules]\nmin_notice_hours = 99999999999\n[licenses]"
+    )
+
+    error = error_for(tmp_path, text)
+
+    assert "rules.min_notice_hours" == error.key
+
+
+def test_absurd_timeout_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        '[maildir]\npath = "mail"',
+        '[imap]\nhost = "127.0.0.1"\nread_timeout = 1e300',
+    )
+
+    error = error_for(tmp_path, text)
+
+    assert "imap.read_timeout" == error.key
+
+
+def test_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "mailbot.toml"
+    path.write_bytes(b'[service]\naddress = "\xff\xfe"\n')
+
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(path)
