@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser("run", help="read the mailbox and answer, until stopped")
     )
     run.add_argument(
-        "--once", action="store_true", help="drain the inbox, send replies, exit"
+        "--once",
+        action="store_true",
+        help="drain the inbox, send replies, exit (exit 1 if the mailbox cannot be read)",
     )
     run.set_defaults(func=cmd_run)
 
