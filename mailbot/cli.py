@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--once",
         action="store_true",
-        help="drain the inbox, send replies, exit (exit 1 if the mailbox cannot be read)",
+        help="drain the inbox, send replies, exit (1 if the mailbox cannot be read)",
     )
     run.set_defaults(func=cmd_run)
 
