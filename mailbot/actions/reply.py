@@ -51,6 +51,7 @@ CONSORTIUM_ADDRESS = "localretmeet@localret.cat"  # copied on registrations
 PRODID = "-//LOCALRETMEET//mailbot//EN"
 MAX_SUBJECT = 150  # characters of the Subject header, at most
 MAX_LISTED = 50  # occurrences listed in one reply; the rest are counted
+MAX_LINE_OCTETS = 998  # RFC 5322's hard limit on a header line
 MAX_DECODING_PASSES = 4  # encoded words inside encoded words, at most
 MAX_REFERENCES = 20  # message ids kept in References, the newest
 NOTICES = frozenset({"reply-cap", "registration-confirmed", "registration-rejected"})
@@ -883,7 +884,7 @@ def _id_header(name: str, *ids: str) -> _Header:
     value = " ".join(tokens)
     if not value.isascii() or "=?" in value or _UNSAFE_HEADER.search(value):
         return "", value
-    return _fold_tokens(name, tokens), value
+    return _fold_tokens(name, tokens, longest=MAX_LINE_OCTETS), value
 
 
 @functools.lru_cache(maxsize=16)
@@ -921,9 +922,11 @@ def _encoded_words(text: str) -> list[str]:
     return words
 
 
-def _fold_tokens(name: str, tokens: Sequence[str]) -> str:
+def _fold_tokens(name: str, tokens: Sequence[str], *, longest: int = 0) -> str:
     """Tokens joined by spaces, a line break before any that would pass 78
-    columns; "" when one token alone is too long for a line."""
+    columns; "" when one token alone is too long for a line, unless it fits
+    in ``longest`` (message ids may not be broken or encoded: a long one
+    stands alone on a longer line, as RFC 5322 allows up to 998)."""
     lines: list[str] = []
     line = ""
     room = MAX_HEADER_LINE - len(name) - 2
@@ -935,7 +938,7 @@ def _fold_tokens(name: str, tokens: Sequence[str]) -> str:
         else:
             lines.append(line)
             line, room = f" {token}", MAX_HEADER_LINE
-        if len(line) > room:
+        if len(line) > max(room, longest - len(name) - 2):
             return ""
     lines.append(line)
     return "\r\n".join(lines)
