@@ -131,6 +131,36 @@ def test_stream_negation_wins_over_a_keyword_elsewhere(text: str) -> None:
     assert read_needs(text).stream is False
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Streaming: no",
+        "Retransmissió: no",
+        "Retransmisión: no",
+        "Retransmissió en directe: no",
+        "Emissió en directe: no",
+        "Live stream: no",
+        "Es retransmetrà? No",
+        "Streaming not required",
+    ],
+)
+def test_stream_answered_no_after_its_name_is_false(text: str) -> None:
+    assert read_needs(text).stream is False
+
+
+@pytest.mark.parametrize(
+    "text", ["Streaming: yes", "Retransmissió: sí", "Retransmisión (sí/no): sí"]
+)
+def test_stream_answered_yes_after_its_name_is_true(text: str) -> None:
+    assert read_needs(text).stream is True
+
+
+def test_a_plenary_answered_no_stream_does_not_stream() -> None:
+    result = read_needs("Ple ordinari\nRetransmissió: no")
+
+    assert ("plenary", False) == (result.kind, result.stream)
+
+
 def test_text_without_stream_words_is_not_a_stream() -> None:
     assert read_needs("Reunió de treball amb els tècnics").stream is False
 
@@ -179,6 +209,12 @@ def test_no_own_channel_with_consortium_channel_reads_consortium() -> None:
     assert "consortium" == read_needs(text).channel
 
 
+def test_channel_answers_are_read() -> None:
+    text = "Canal propi: no\nCanal del consorci: sí"
+
+    assert "consortium" == read_needs(text).channel
+
+
 def test_unsaid_channel_is_none() -> None:
     assert read_needs("Retransmissió en directe").channel is None
 
@@ -213,6 +249,99 @@ def test_recording_is_read(text: str) -> None:
 )
 def test_recording_negation_wins(text: str) -> None:
     assert read_needs(text).recording is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Recording: no",
+        "Enregistrament: no",
+        "Gravació: no",
+        "Grabación: no",
+        "Grabación: NO",
+        "Gravació (sí/no): no",
+        "- Gravació - no",
+        "¿Se grabará la sesión? No",
+        "Es gravarà? No.",
+        "Recording: not needed",
+        "Grabación: ninguna",
+        "Enregistrament: cap",
+        "Recording: n/a",
+        "Enregistrament no.",
+        "L'enregistrament no és necessari",
+        "Grabación no, gracias",
+    ],
+)
+def test_recording_answered_no_after_its_name_is_false(text: str) -> None:
+    assert read_needs(text).recording is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Recording: yes", "Gravació: sí", "Grabación: Sí", "Gravació (sí/no): sí"],
+)
+def test_recording_answered_yes_after_its_name_is_true(text: str) -> None:
+    assert read_needs(text).recording is True
+
+
+def test_each_label_answers_its_own_need() -> None:
+    result = read_needs("Retransmissió: no\nEnregistrament: sí")
+
+    assert (False, True) == (result.stream, result.recording)
+
+
+def test_answers_on_one_line_are_read_separately() -> None:
+    result = read_needs("Streaming: sí - Gravació: no")
+
+    assert (True, False) == (result.stream, result.recording)
+
+
+def test_one_answer_for_two_needs_answers_both() -> None:
+    result = read_needs("Retransmissió i gravació: no")
+
+    assert (False, False) == (result.stream, result.recording)
+
+
+def test_a_negation_at_the_end_of_a_line_does_not_reach_the_next() -> None:
+    result = read_needs("Sense retransmissió\nCal enregistrar la sessió")
+
+    assert (False, True) == (result.stream, result.recording)
+
+
+def test_a_negation_reads_on_across_a_wrapped_line() -> None:
+    text = (
+        "Aquesta sessió de la comissió informativa d'urbanisme es farà per Zoom i no"
+        " es\nretransmetrà"
+    )
+
+    assert read_needs(text).stream is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No es retransmetrà ni s'enregistrarà",
+        "No es retransmetrà en directe ni tampoc s'enregistrarà",
+        "Sense retransmissió ni gravació",
+        "No se retransmitirá ni se grabará",
+        "No se retransmitirá por YouTube ni tampoco se grabará",
+        "Sin retransmisión ni grabación",
+        "no streaming nor recording",
+        "No live stream on YouTube nor recording",
+        "no recording nor streaming",
+        "Neither streamed nor recorded",
+    ],
+)
+def test_a_negation_carries_over_ni_and_nor(text: str) -> None:
+    result = read_needs(text)
+
+    assert (False, False) == (result.stream, result.recording)
+
+
+def test_a_negation_does_not_carry_over_and() -> None:
+    result = read_needs("No es retransmetrà i s'enregistrarà")
+
+    assert (False, True) == (result.stream, result.recording)
 
 
 def test_spanish_recordar_is_not_a_recording() -> None:
@@ -257,6 +386,17 @@ def test_host_wins_over_technical_support() -> None:
 
 def test_declined_technical_support_is_none() -> None:
     assert read_needs("No cal suport tècnic").support is None
+
+
+@pytest.mark.parametrize(
+    "text", ["Suport tècnic: no", "Soporte técnico: no", "Suport tècnic en directe: no"]
+)
+def test_technical_support_answered_no_is_none(text: str) -> None:
+    assert read_needs(text).support is None
+
+
+def test_host_answered_no_leaves_technical_support() -> None:
+    assert "technical" == read_needs("Amfitrió: no\nSuport tècnic: sí").support
 
 
 def test_sentence_before_does_not_negate_support() -> None:
@@ -374,6 +514,49 @@ def test_other_kinds_do_not_stream_by_themselves() -> None:
 )
 def test_participants_are_read(text: str, count: int) -> None:
     assert count == read_needs(text).participants
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.200 asistentes",
+        "1.200 participants",
+        "1 200 persones",
+        "1\u00a0200 persones",
+        "1\u202f200 participants",
+        "1,200 attendees",
+        "Participants: 1.200",
+        "Aforo: 1 200",
+        "Expected attendees: 1,200",
+        "entre 1.000 i 1.200 persones",
+        "1200 participantes",
+    ],
+)
+def test_thousands_separators_are_read(text: str) -> None:
+    assert 1200 == read_needs(text).participants
+
+
+def test_five_digit_counts_are_read() -> None:
+    assert 12000 == read_needs("12000 persones").participants
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("Ple a les 18.30, 20 participants", 20),
+        ("Sessió de l'1.12.2026, 30 persones", 30),
+        ("Meeting ID: 111 222 333\n30 persones", 30),
+        ("ID: 857 1234 5678 - 250 participants", 250),
+        ("Tel. 93 123 45 67, 20 persones", 20),
+    ],
+    ids=["time", "date", "nine-digit Zoom ID", "Zoom ID", "phone"],
+)
+def test_times_dates_zoom_ids_and_phones_are_not_counts(text: str, count: int) -> None:
+    assert count == read_needs(text).participants
+
+
+def test_a_time_is_not_a_count() -> None:
+    assert read_needs("Ple a les 18.30 h, participants a la sala").participants is None
 
 
 def test_unsaid_participants_are_none() -> None:

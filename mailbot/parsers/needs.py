@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
-from collections.abc import Iterable
+from dataclasses import dataclass
 
 from mailbot.models import Needs
 from mailbot.parsers.text import fold, html_to_text, looks_like_html
@@ -12,11 +13,23 @@ from mailbot.parsers.text import fold, html_to_text, looks_like_html
 # Every pattern below runs on folded text: lower case, accents dropped,
 # straight apostrophes (see ``fold``).
 
+# A negation reaches a need up to three words on, and carries over "ni" and
+# "nor" (each a negation itself: "no es retransmetra ni s'enregistrara"), but
+# not over "and", "but" or "that", nor onto the next line ("Streaming: no"
+# above "Cal enregistrar"; see ``_unwrap`` for wrapped paragraphs). The need
+# may follow an elided pronoun or article (s', l', d').
 _NEGATION = (
-    r"(?:\b(?:no|not|sense|sin|without|ni|never|mai|nunca|cap)\b|n't\b)"
-    r"(?:\s+(?!(?:que|pero|but|that|i|y|and)\b)[\w'-]+){0,3}?\s+"
+    r"(?:\b(?:no|not|sense|sin|without|ni(?:[^\S\n]+(?:tampoc|tampoco|que))?|nor"
+    r"|neither|tampoc|tampoco|never|mai|nunca|cap)\b|n't\b)"
+    r"(?:[^\S\n]+(?!(?:que|pero|but|that|i|y|and)\b)[\w'-]+){0,3}?[^\S\n]+"
+    r"(?:[dlmnst]'|qu')?"
 )
+# A line at least this long that runs on in lower case was wrapped, not ended.
+_WRAPPED_LINE = re.compile(r"(?<=[^\n]{60})\n(?=[^\W\d_])")
 
+# "Live" alone says how support is given as often as that the meeting streams:
+# it counts in a sentence but never names a need before an answer.
+_LIVE = r"\b(?:en directe|en directo|en vivo)\b"
 _STREAM = (
     r"\bretransm\w*",
     r"\bemissio\w* en directe\b",
@@ -25,7 +38,7 @@ _STREAM = (
     r"\bemitir en directo\b",
     r"\bs'emetra\b",
     r"\bse emitira\b",
-    r"\b(?:en directe|en directo|en vivo)\b",
+    _LIVE,
     r"\bstream(?:ing|ed)?\b",
     r"\blive[ -]?stream\w*",
     r"\bbroadcast\w*",
@@ -110,19 +123,56 @@ _OTHER = (
     r"\baudiencia publica\b",
 )
 
+# "Recording: no", "Gravacio (si/no): si", "Es gravara? No", "- Streaming - yes":
+# a need named near the start of a line or clause, a separator, then an answer.
+_LABEL_BEFORE = (
+    r"(?:^|(?<=[.;,!?\u00a1\u00bf\u2022\u00b7*|>(/\u2013\u2014-]))"
+    r"[^\S\n]*(?:[-\u2013\u2014][^\S\n]*)?(?:[\w'-]+[^\S\n]+){0,3}?(?:[dlmnst]')?"
+)
+_LABEL_GAP = r"(?:[^\S\n]+(?!(?:si|no|yes|not|none)\b(?!/))[\w'()/-]+){0,3}?"
+_REFUSAL = (
+    r"(?:no|not|none|cap|ningun[oa]?|n/a|false)\b"
+    r"(?![^\S\n]+(?:obstant|obstante|solo|nomes|only)\b)"
+)
+_LABEL_ANSWER = (
+    _LABEL_GAP
+    + r"[^\S\n]*(?:[:=?]+|[-\u2013\u2014](?=[^\S\n]))[^\S\n]*"
+    + rf"(?:(?P<yes>si|yes|true)\b|{_REFUSAL})"
+)
+# "Enregistrament no.", "Recording not needed", "L'enregistrament no es
+# necessari": a refusal right after the need's name, wherever it stands.
+_LABEL_REFUSAL = (
+    _LABEL_GAP
+    + r"[^\S\n]+(?:no|not)(?=[^\S\n]*(?:$|[.;,!)]|(?:cal|fa falta|hace falta"
+    + r"|(?:es )?necess?ari\w*|needed|required|necessary|gracies|gracias|please"
+    + r"|si us plau|por favor)\b))"
+)
+
 _PEOPLE = (
     r"participants?|participantes?|assistents?|asistentes?|persones|personas"
     r"|people|attendees|usuaris|usuarios|membres|miembros"
 )
+# A whole count: plain digits, or thousands grouped by one kind of separator
+# ("1.200", "1,200", "1 200" with a space or a non-breaking one). Never part
+# of a time (18.30), a date (1.12.2026), a Zoom ID or a phone number, whose
+# groups are not all of three digits or run on into more digits.
+_GROUP = "[ \u00a0\u202f]"
+_NUMBER = (
+    r"(?<![\d.,])"
+    rf"(\d{{1,3}}(?:\.\d{{3}})+|\d{{1,3}}(?:,\d{{3}})+|\d{{1,3}}(?:{_GROUP}\d{{3}})+"
+    r"|\d{1,7})"
+    rf"(?![\d]|[.,]\d|{_GROUP}\d)"
+)
 _COUNT_AFTER = re.compile(
-    r"(?<![\d.,])(\d{1,4})(?:\s*(?:-|–|a|i|y|o|or|to)\s*(\d{1,4}))?"
-    rf"\s+(?:\w+\s+)?(?:{_PEOPLE})\b"
+    rf"{_NUMBER}(?:\s*(?:-|–|a|i|y|o|or|to)\s*{_NUMBER})?"
+    rf"\s+(?:(?!\d)\w+\s+)?(?:{_PEOPLE})\b"
 )
 _COUNT_BEFORE = re.compile(
     rf"\b(?:{_PEOPLE}|aforament|aforo|capacity)\b"
-    r"(?:\s+(?:previstos?|previstes?|estimats?|estimados?|aproximats?|expected))?"
+    r"(?:\s+(?:previstos?|previstes?|estimats?|estimados?|aproximats?|esperats?"
+    r"|esperados?|expected|estimated))?"
     r"\s*[:=]?\s*(?:de\s+|of\s+)?(?:uns\s+|unos\s+|aprox\.?\s+|about\s+|~\s*)?"
-    r"(\d{1,4})(?![\d.,]\d)"
+    rf"{_NUMBER}"
 )
 
 _ZOOM_ID = re.compile(
@@ -145,20 +195,21 @@ def read_needs(text: str) -> Needs:
     if looks_like_html(text):
         text = html_to_text(text)
     text = strip_boilerplate(text)
-    folded = fold(text)
+    folded = _unwrap(text, fold(text))
 
-    stream_negated = _any(folded, _STREAM, negated=True)
-    stream = _any(folded, _STREAM) and not stream_negated
-    recording = _any(folded, _RECORDING) and not _any(folded, _RECORDING, negated=True)
+    stream_said = _said(folded, _STREAM)
+    stream_negated = stream_said is False
+    stream = stream_said is True
+    recording = _said(folded, _RECORDING) is True
 
     channel = _channel(folded)
     if channel is not None and not stream_negated:
         stream = True
 
     support: str | None = None
-    if _any(folded, _HOST) and not _any(folded, _HOST, negated=True):
+    if _said(folded, _HOST):
         support = "host"
-    elif _any(folded, _TECHNICAL) and not _any(folded, _TECHNICAL, negated=True):
+    elif _said(folded, _TECHNICAL):
         support = "technical"
 
     kind = _kind(text, folded)
@@ -177,16 +228,66 @@ def read_needs(text: str) -> Needs:
     )
 
 
-def _any(folded: str, patterns: Iterable[str], *, negated: bool = False) -> bool:
-    prefix = _NEGATION if negated else ""
-    return any(re.search(prefix + pattern, folded) for pattern in patterns)
+def _unwrap(text: str, folded: str) -> str:
+    """``folded`` with the line breaks of hard-wrapped paragraphs made spaces,
+    so that a sentence reads on; every character keeps its position."""
+    breaks = [
+        match.start()
+        for match in _WRAPPED_LINE.finditer(text)
+        if text[match.end()].islower()
+    ]
+    if not breaks:
+        return folded
+    chars = list(folded)
+    for index in breaks:
+        chars[index] = " "
+    return "".join(chars)
+
+
+def _said(folded: str, patterns: tuple[str, ...]) -> bool | None:
+    """Whether the text asks for a need, None when it does not name it.
+
+    An answer after the need's name ("Gravacio: no", "Recording: yes") says it
+    first, a refusal among several answers winning; then a negation before
+    any of its names; then the mere mention of one.
+    """
+    need = _need(patterns)
+    answers = [match.group("yes") is not None for match in need.answer.finditer(folded)]
+    if need.refusal.search(folded):
+        answers.append(False)
+    if answers:
+        return all(answers)
+
+    if need.negated.search(folded):
+        return False
+    return True if need.named.search(folded) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Need:
+    """The expressions that read one need, each a single scan of the text."""
+
+    named: re.Pattern[str]
+    negated: re.Pattern[str]
+    answer: re.Pattern[str]
+    refusal: re.Pattern[str]
+
+
+@functools.cache
+def _need(patterns: tuple[str, ...]) -> _Need:
+    names = "(?:" + "|".join(patterns) + ")"
+    labels = "(?:" + "|".join(p for p in patterns if p != _LIVE) + ")"
+    return _Need(
+        named=re.compile(names),
+        negated=re.compile(_NEGATION + names),
+        answer=re.compile(_LABEL_BEFORE + labels + _LABEL_ANSWER, re.MULTILINE),
+        refusal=re.compile(labels + _LABEL_REFUSAL, re.MULTILINE),
+    )
 
 
 def _channel(folded: str) -> str | None:
-    consortium = _any(folded, _CONSORTIUM_CHANNEL) and not _any(
-        folded, _CONSORTIUM_CHANNEL, negated=True
-    )
-    own = _any(folded, _OWN_CHANNEL) and not _any(folded, _OWN_CHANNEL, negated=True)
+    consortium = _said(folded, _CONSORTIUM_CHANNEL) is True
+    own = _said(folded, _OWN_CHANNEL) is True
     links = re.findall(r"(?:youtube\.com|youtu\.be)/\S*", folded)
     if any("localret" in link for link in links):
         consortium = True
@@ -223,11 +324,17 @@ def _kind(text: str, folded: str) -> str | None:
 def _participants(folded: str) -> int | None:
     counts: list[int] = []
     for match in _COUNT_AFTER.finditer(folded):
-        counts.extend(int(group) for group in match.groups() if group)
+        low, high = (_count(group) if group else 0 for group in match.groups())
+        # "30 a 40 persones" is a range; "5678 - 250 participants" ends a Zoom ID.
+        counts.extend((low, high) if low < high else (high or low,))
     for match in _COUNT_BEFORE.finditer(folded):
-        counts.append(int(match.group(1)))
+        counts.append(_count(match.group(1)))
     counts = [count for count in counts if count > 0]
     return max(counts) if counts else None
+
+
+def _count(number: str) -> int:
+    return int(re.sub(r"\D", "", number))
 
 
 def _zoom_id(folded: str) -> str | None:
