@@ -21,6 +21,7 @@ from mailbot.config import Config
 from mailbot.errors import MailbotError
 from mailbot.models import Decision, Entity, Envelope, Outcome
 from mailbot.parsers.nif import normalise_nif, valid_nif
+from mailbot.parsers.registration import normalise_youtube_url
 from mailbot.store import RegistrationRecord, Store
 
 COLUMNS = (
@@ -92,6 +93,14 @@ def read_csv(path: Path) -> list[Entity]:
         where = f"{path}, line {reader.line_num}"
         if None in row:
             raise DirectoryError(f"{where}: more cells than the header has columns")
+        if None in row.values():
+            # An optional column may be left empty, but as an empty cell: a
+            # short row more likely lost a comma than its last values.
+            cells = sum(value is not None for value in row.values())
+            raise DirectoryError(
+                f"{where}: {cells} cells where the header has {len(header)} columns"
+                " (leave an optional one empty as an empty cell)"
+            )
         entity = _entity(row, where)
         if entity.nif in entities:
             raise DirectoryError(f"{where}: NIF {entity.nif} appears twice")
@@ -124,7 +133,14 @@ def _entity(row: dict[str, str | None], where: str) -> Entity:
             senders.append("@" + domain)
         else:
             senders.append(_address(item, where, "senders"))
-    channel = cell("youtube_channel")
+    channel = ""
+    if cell("youtube_channel"):
+        channel = normalise_youtube_url(cell("youtube_channel")) or ""
+        if not channel:
+            raise DirectoryError(
+                f"{where}: youtube_channel: {cell('youtube_channel')!r} is not"
+                " a YouTube channel address (https://www.youtube.com/@name)"
+            )
     agreement = cell("channel_agreement").lower()
     if agreement not in YES | NO:
         raise DirectoryError(f"{where}: channel_agreement must be yes or no")

@@ -85,8 +85,34 @@ def test_a_row_with_more_cells_than_columns_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_row_with_fewer_cells_than_columns_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, HEADER + COMARCA + "P0801900B,Barcelona,a@b.cat\n")
+
+    assert message.endswith(
+        "entities.csv, line 3: 3 cells where the header has 7 columns"
+        " (leave an optional one empty as an empty cell)"
+    )
+
+
+def test_a_row_lacking_only_its_last_optional_cell_is_refused(
+    tmp_path: Path,
+) -> None:
+    message = error_for(tmp_path, HEADER + "P2500000A,Comarca,a@b.cat,,,yes\n")
+
+    assert "entities.csv, line 2: 6 cells where the header has 7 columns" in message
+
+
+def test_trailing_optional_columns_may_be_empty_cells(tmp_path: Path) -> None:
+    entities = read_csv(write(tmp_path, HEADER + "P2500000A,Comarca,a@b.cat,,,,\n"))
+
+    expected = Entity(nif="P2500000A", name="Comarca", email="a@b.cat")
+    assert [expected] == entities
+
+
 def test_line_numbers_count_blank_lines(tmp_path: Path) -> None:
-    message = error_for(tmp_path, HEADER + "\n" + BARCELONA + "\nX1,Bad,a@b.cat\n")
+    message = error_for(
+        tmp_path, HEADER + "\n" + BARCELONA + "\nX1,Bad,a@b.cat,,,no,ca\n"
+    )
 
     assert "entities.csv, line 5: nif 'X1' is not a valid NIF" in message
 
@@ -113,6 +139,66 @@ def test_a_bad_cell_names_the_file_and_line(
 
     assert "entities.csv, line 3: " in message
     assert complaint in message
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        "javascript:alert(1)",
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+        "https://youtu.be/dQw4w9WgXcQ",
+        "https://evil.example/@ajbcn",
+        "ajbcn",
+    ],
+)
+def test_a_youtube_channel_that_is_not_a_channel_address_is_refused(
+    tmp_path: Path, channel: str
+) -> None:
+    row = f"P0801900B,Barcelona,a@ajbcn.example,,{channel},no,ca\n"
+
+    message = error_for(tmp_path, HEADER + row)
+
+    assert message.endswith(
+        f"entities.csv, line 2: youtube_channel: {channel!r} is not"
+        " a YouTube channel address (https://www.youtube.com/@name)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("channel", "stored"),
+    [
+        ("youtube.com/@ajbcn", "https://www.youtube.com/@ajbcn"),
+        ("https://www.youtube.com/@ajbcn/videos", "https://www.youtube.com/@ajbcn"),
+        ("http://m.youtube.com/c/AjBcn?sub=1", "https://www.youtube.com/c/AjBcn"),
+    ],
+)
+def test_a_youtube_channel_is_stored_in_its_normal_form(
+    tmp_path: Path, channel: str, stored: str
+) -> None:
+    row = f"P0801900B,Barcelona,a@ajbcn.example,,{channel},no,ca\n"
+
+    entities = read_csv(write(tmp_path, HEADER + row))
+
+    assert [stored] == [e.youtube_channel for e in entities]
+
+
+def test_an_empty_youtube_channel_cell_means_no_channel(tmp_path: Path) -> None:
+    entities = read_csv(write(tmp_path, HEADER + COMARCA))
+
+    assert [""] == [e.youtube_channel for e in entities]
+
+
+def test_importing_a_channel_not_in_its_normal_form_twice_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "db.sqlite3")
+    row = "P0801900B,Barcelona,a@ajbcn.example,,youtube.com/@ajbcn/live,no,ca\n"
+    import_csv(store, write(tmp_path, HEADER + row), now=NOW)
+
+    report = import_csv(store, write(tmp_path, HEADER + row), now=NOW)
+
+    assert ImportReport(created=0, updated=0, unchanged=1) == report
+    store.close()
 
 
 def test_the_same_nif_twice_is_refused(tmp_path: Path) -> None:
