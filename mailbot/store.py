@@ -292,6 +292,23 @@ class Store:
         self._depth = 0
         self.conn.execute("COMMIT")
 
+    @contextmanager
+    def progress_transaction(self) -> Iterator[None]:
+        """A transaction for the outbox's progress marks, without an fsync.
+
+        In WAL mode a commit with ``synchronous = NORMAL`` survives the end of
+        the process (a SIGKILL, a crash); only an operating-system crash or a
+        power cut may forget the last such marks, and then the replies they
+        concern go out again with the same Message-ID.  Decisions and the
+        replies they queue are always committed with ``synchronous = FULL``.
+        """
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self.transaction():
+                yield
+        finally:
+            self.conn.execute("PRAGMA synchronous = FULL")
+
     def migrate(self) -> None:
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS migrations ("
@@ -928,7 +945,7 @@ class Store:
         before): whether it was delivered is unknown.  It is counted in
         ``interrupted`` and goes out again with the same Message-ID.
         """
-        with self.transaction():
+        with self.progress_transaction():
             row = self.conn.execute(
                 "SELECT status FROM outbox WHERE id = ?", (item,)
             ).fetchone()
@@ -941,7 +958,7 @@ class Store:
         return interrupted
 
     def mark_sent(self, item: int, *, response: str, now: datetime) -> None:
-        with self.transaction():
+        with self.progress_transaction():
             self.conn.execute(
                 "UPDATE outbox SET status = 'sent', smtp_response = ?, sent_at = ?,"
                 " last_error = '' WHERE id = ?",
@@ -949,7 +966,7 @@ class Store:
             )
 
     def mark_retry(self, item: int, *, error: str, when: datetime) -> None:
-        with self.transaction():
+        with self.progress_transaction():
             self.conn.execute(
                 "UPDATE outbox SET status = 'queued', last_error = ?,"
                 " next_attempt_at = ? WHERE id = ?",

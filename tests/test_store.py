@@ -248,3 +248,13 @@ def test_save_entity_records_every_change_with_its_source(store: Store) -> None:
             f"@ajbcn.example {SECRETARIA}",
         ),
     ] == [tuple(row) for row in rows]
+
+
+def test_progress_marks_leave_decisions_fully_synchronous(store: Store) -> None:
+    seen: list[int] = []
+    with store.progress_transaction():
+        seen.append(store.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    seen.append(store.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    assert [1, 2] == seen  # NORMAL for the mark, FULL again after it
