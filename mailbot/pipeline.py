@@ -838,14 +838,13 @@ def _render(
 def _enqueue(
     store: Store, message: EmailMessage, decision_id: int, kind: str, now: datetime
 ) -> None:
-    recipients = [
-        address
-        for header in ("To", "Cc")
-        for address in _addresses(message.get_all(header, []))
-    ]
+    # The raw header values, as written: reading them through the header
+    # registry would parse each again for nothing.
+    raw = {name.lower(): value for name, value in message.raw_items()}
+    recipients = _addresses([raw.get("to", ""), raw.get("cc", "")])
     store.enqueue(
         decision=decision_id,
-        message_id=str(message["Message-ID"]).strip("<>"),
+        message_id=str(raw.get("message-id", "")).strip().strip("<>"),
         kind=kind,
         recipients=recipients,
         subject=str(message["Subject"] or ""),
