@@ -751,3 +751,17 @@ def test_any_mix_of_labels_gives_a_request(pieces: list[str]) -> None:
 
     assert isinstance(actual, RegistrationRequest)
     assert isinstance(looks_like_registration("Alta", text), bool)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.youtube.com/c/evil%0d%0aBcc",
+        "https://www.youtube.com/c/\u202eevil",
+        "https://www.youtube.com/@name\u200b",
+    ],
+)
+def test_channel_names_with_encoded_breaks_or_invisible_characters_are_refused(
+    url: str,
+) -> None:
+    assert normalise_youtube_url(url) is None

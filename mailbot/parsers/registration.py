@@ -166,7 +166,7 @@ _EXTENSION = re.compile(
 )
 _YOUTUBE = re.compile(
     r"(?:https?://)?(?:www\.|m\.)?youtube\.com/"
-    r"(?P<path>channel/UC[\w-]{22}|c/[^/?#\s]+|user/[^/?#\s]+|@[^/?#\s]+)"
+    r"(?P<path>channel/UC[\w-]{22}|(?:c/|user/|@)[\w.-]+)"
     r"(?:/(?:featured|videos|streams|live|about|playlists|shorts|community))?"
     r"/?(?:[?#]\S*)?",
     re.IGNORECASE,
