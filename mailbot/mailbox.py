@@ -483,7 +483,10 @@ class MaildirMailbox(Mailbox):
                 with os.scandir(self.path / sub) as entries:
                     for entry in entries:
                         if not entry.name.startswith(".") and entry.is_file():
-                            found[maildir_uid(entry.name)] = Path(entry.path)
+                            uid = maildir_uid(
+                                entry.name, delivered=entry.stat().st_mtime
+                            )
+                            found[uid] = Path(entry.path)
         return found
 
     def _read_uidvalidity(self) -> int:
@@ -515,14 +518,19 @@ class MaildirMailbox(Mailbox):
 _DELIVERY_SECONDS = re.compile(rb"\A([0-9]{1,10})\.")
 
 
-def maildir_uid(name: str) -> int:
-    """A stable 63-bit UID for a Maildir file, from its unique base name."""
+def maildir_uid(name: str, *, delivered: float = 0) -> int:
+    """A stable 63-bit UID for a Maildir file, from its unique base name.
+
+    The delivery second, in the high bits, keeps UIDs in arrival order: the
+    one the name starts with, as delivery agents write it, or else
+    ``delivered`` (the file's mtime, which a rename into cur/ keeps).
+    """
     unique = name.split(":2,", 1)[0].encode("utf-8", "surrogateescape")
     digest = hashlib.blake2b(unique, digest_size=8).digest()
     low = int.from_bytes(digest, "big") & 0x7FFFFFFF
     match = _DELIVERY_SECONDS.match(unique)
-    seconds = int(match.group(1)) & 0xFFFFFFFF if match else 0
-    return (seconds << 31) | low
+    seconds = int(match.group(1)) if match else max(int(delivered), 0)
+    return ((seconds & 0xFFFFFFFF) << 31) | low
 
 
 def _make_maildir(path: Path) -> None:

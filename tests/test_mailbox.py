@@ -632,3 +632,21 @@ def test_open_mailbox_gives_an_imap_mailbox_for_imap_config() -> None:
     mailbox = open_mailbox(ImapConfig(host="127.0.0.1"))
 
     assert isinstance(mailbox, ImapMailbox)
+
+
+def test_maildir_names_without_a_delivery_second_keep_arrival_order(
+    tmp_path: Path,
+) -> None:
+    config = MaildirConfig(path=tmp_path / "mail")
+    names = ["zzz-first", "aaa-second", "mmm-third"]
+    with MaildirMailbox(config) as maildir:
+        for offset, name in enumerate(names):
+            path = tmp_path / "mail" / "new" / name
+            path.write_bytes(b"Subject: x\r\n\r\nx\r\n")
+            os.utime(path, (1_700_000_000 + offset, 1_700_000_000 + offset))
+
+        pending = maildir.pending_uids()
+
+    assert [
+        maildir_uid(n, delivered=1_700_000_000 + i) for i, n in enumerate(names)
+    ] == (pending)
