@@ -52,6 +52,13 @@ log = logging.getLogger("mailbot.pipeline")
 REQUEST_METHODS = ("REQUEST",)
 WINMAIL = "winmail.dat"
 PROPOSAL_WINDOW = timedelta(days=8)
+# Defects of the invitation reader after which no single meeting can be
+# trusted, and the reason each is answered with.
+UNCLEAR_CALENDARS = {
+    "several-events": "several-events",
+    "several-invitations": "several-events",
+    "copies-disagree": "copies-disagree",
+}
 REGISTRATION_KEY_FIELDS = (
     "entity_name",
     "nif",
@@ -273,6 +280,18 @@ def _decide_calendar(
             folder=Folder.PEOPLE,
             reply=False,
             detail="a calendar message that is not a request: left to people",
+        )
+        return _Result(
+            decision, "calendar", envelope, invitation, needs, entity, facts=facts
+        )
+    unclear = [d for d in invitation.defects if d in UNCLEAR_CALENDARS]
+    if unclear:
+        # Two meetings in one message, or two copies of one that disagree:
+        # booking one of them would be a guess.
+        decision = Decision(
+            Outcome.NEEDS_INFO,
+            UNCLEAR_CALENDARS[unclear[0]],
+            checks=(Check("calendar", False, ", ".join(unclear)),),
         )
         return _Result(
             decision, "calendar", envelope, invitation, needs, entity, facts=facts

@@ -414,3 +414,35 @@ def test_older_change_of_one_occurrence_changes_nothing(robot: Robot) -> None:
     assert f"{wall(6, 12):%Y-%m-%d} 12:00" in [
         t for t, _, _ in robot.occurrences("series")
     ]
+
+
+def test_two_meetings_in_one_message_are_not_guessed_between(robot: Robot) -> None:
+    day = wall(5, 0)
+
+    def event(uid: str, hour: int) -> str:
+        return (
+            f"BEGIN:VEVENT\r\nUID:{uid}\r\nORGANIZER:mailto:{BARCELONA}\r\n"
+            f"ATTENDEE:mailto:{SERVICE}\r\nSUMMARY:Ple\r\n"
+            f"DTSTART;TZID=Europe/Madrid:{day:%Y%m%d}T{hour:02d}0000\r\n"
+            f"DTEND;TZID=Europe/Madrid:{day:%Y%m%d}T{hour + 1:02d}0000\r\n"
+            "END:VEVENT\r\n"
+        )
+
+    data = (
+        f"From: {BARCELONA}\r\nTo: {SERVICE}\r\nSubject: Ple\r\n"
+        "Message-ID: <two@ajbcn.example>\r\n"
+        "Content-Type: text/calendar; method=REQUEST\r\n\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\n"
+        + event("first", 10)
+        + event("second", 16)
+        + "END:VCALENDAR\r\n"
+    ).encode()
+
+    decision = robot.handle(data)
+
+    assert ("needs-info", "several-events", 1) == (
+        decision["outcome"],
+        decision["reason"],
+        decision["replies"],
+    )
+    assert [] == robot.occurrences("first")

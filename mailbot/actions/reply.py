@@ -127,6 +127,8 @@ EXPLAINED = frozenset(
         "nonexistent-time",
         "beyond-horizon",
         "no-occurrences",
+        "several-events",
+        "copies-disagree",
         "no-start",
         "no-calendar",
         "no-event",
