@@ -697,6 +697,7 @@ class Aim:
 # for, the longest delay after that line.
 AIMS = {
     DECIDING_IN_TRANSACTION: (4, 2, 0.015),
+    DECIDING_BETWEEN: (2, 2, 0.0005),  # right after a commit, before the next
     BEFORE_DELIVERY: (3, 1, 0.0),
     SENDING_UNANSWERED: (2, 3, 0.004),
     SENDING_ACCEPTED: (2, 3, 0.015),
@@ -819,7 +820,9 @@ def wait_for_trigger(
             batch = fetched - before.decided
         if decided < aim.skip:
             continue
-        if aim.phase == DECIDING_IN_TRANSACTION and name == "decided":
+        if aim.phase in (DECIDING_IN_TRANSACTION, DECIDING_BETWEEN) and (
+            name == "decided"
+        ):
             seen += 1
         elif aim.phase == BEFORE_DELIVERY and name in ("fetched", "decided"):
             before_last = sorted(batch)[-2] if len(batch) > 1 else None
