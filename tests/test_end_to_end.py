@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage, Message
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import sqlite_utils
 from icalendar import Calendar
 
+from tests.helpers import PASSWORD_ENV, SUPPORT, run_mailbot, sink_config
 from tests.mailgen import (
     SERVICE,
     auto_reply,
@@ -23,58 +23,19 @@ from tests.mailgen import (
 from tests.servers import ImapAccount, ReceivedMail, SmtpSink
 
 MADRID = ZoneInfo("Europe/Madrid")
-MAILBOT = Path(sys.executable).parent / "mailbot"
-SUPPORT = "suport@localret.example"
 
 pytestmark = pytest.mark.integration
-
-
-def write_config(
-    tmp_path: Path, account: ImapAccount, sink: SmtpSink, *, pool: str = '"adv-01"'
-) -> Path:
-    config = tmp_path / "mailbot.toml"
-    config.write_text(
-        f"""
-[service]
-address = "{SERVICE}"
-support = ["{SUPPORT}"]
-
-[licenses]
-pool = [{pool}]
-
-[imap]
-host = "{account.host}"
-port = {account.port}
-tls = "none"
-username = "{account.username}"
-password_env = "MAILBOT_TEST_IMAP_PASSWORD"
-connect_timeout = 5
-read_timeout = 20
-
-[smtp]
-host = "{sink.host}"
-port = {sink.port}
-tls = "none"
-timeout = 10
-
-[database]
-path = "mailbot.sqlite3"
-""",
-        encoding="utf-8",
-    )
-    return config
 
 
 def mailbot(
     config: Path, account: ImapAccount, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(MAILBOT), *args, "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"MAILBOT_TEST_IMAP_PASSWORD": account.password, "PATH": "/usr/bin:/bin"},
-        check=False,
+    return run_mailbot(
+        *args,
+        "-c",
+        str(config),
+        cwd=config.parent,
+        env={PASSWORD_ENV: account.password},
     )
 
 
@@ -118,7 +79,7 @@ def text_of(message: Message) -> str:
 def test_run_once_books_answers_and_files_every_kind_of_message(
     tmp_path: Path, imap_account: ImapAccount, smtp_sink: SmtpSink
 ) -> None:
-    config = write_config(tmp_path, imap_account, smtp_sink)
+    config = sink_config(tmp_path, imap_account, smtp_sink)
     csv = tmp_path / "entities.csv"
     csv.write_text(entities_csv(), encoding="utf-8")
     imported = mailbot(config, imap_account, "entities", "import", str(csv))
