@@ -52,6 +52,13 @@ log = logging.getLogger("mailbot.pipeline")
 REQUEST_METHODS = ("REQUEST",)
 WINMAIL = "winmail.dat"
 PROPOSAL_WINDOW = timedelta(days=8)
+# What a booking's occurrences become after a decision; any other outcome
+# releases what they held.
+_OCCURRENCE_STATUS = {
+    Outcome.BOOKED: "booked",
+    Outcome.UPDATED: "booked",
+    Outcome.PENDING: "pending",
+}
 # Defects of the invitation reader after which no single meeting can be
 # trusted, and the reason each is answered with.
 UNCLEAR_CALENDARS = {
@@ -326,22 +333,7 @@ def _decide_calendar(
             decision, "calendar", envelope, invitation, needs, entity, facts=facts
         )
 
-    if invitation.recurrence_id is not None and existing is not None:
-        return _decide_one_occurrence(
-            invitation,
-            existing,
-            envelope=envelope,
-            entity=entity,
-            needs=needs,
-            sender_matches=sender_matches,
-            raw=raw,
-            config=config,
-            store=store,
-            now=now,
-            facts=facts,
-        )
-
-    previous = [o.occurrence for o in existing.occurrences] if existing else []
+    one_occurrence = invitation.recurrence_id is not None and existing is not None
     verdict = _evaluate(
         invitation,
         entity=entity,
@@ -351,11 +343,11 @@ def _decide_calendar(
         store=store,
         now=now,
         existing=existing,
-        previous=previous,
+        previous=_previous(invitation, existing),
         sender_matches=sender_matches,
     )
     decision = verdict.decision
-    if decision.outcome is Outcome.BOOKED and _live(existing):
+    if decision.outcome is Outcome.BOOKED and (one_occurrence or _live(existing)):
         decision = _replace(decision, outcome=Outcome.UPDATED)
     result = _Result(
         decision,
@@ -367,7 +359,12 @@ def _decide_calendar(
         licenses=verdict.allocations,
         facts=facts,
     )
-    if decision.outcome in (Outcome.BOOKED, Outcome.UPDATED, Outcome.PENDING):
+    if one_occurrence:
+        assert existing is not None
+        result.write = _occurrence_writer(
+            invitation, existing, decision, verdict.allocations, config
+        )
+    elif decision.outcome in (Outcome.BOOKED, Outcome.UPDATED, Outcome.PENDING):
         result.write = _booking_writer(
             invitation, entity, needs, decision, verdict.allocations, config
         )
@@ -377,50 +374,38 @@ def _decide_calendar(
     return result
 
 
-def _decide_one_occurrence(
-    invitation: Invitation,
-    existing: BookingRecord,
-    *,
-    envelope: Envelope,
-    entity: Entity | None,
-    needs: Needs,
-    sender_matches: bool,
-    raw: RawMessage,
-    config: Config,
-    store: Store,
-    now: datetime,
-    facts: dict[str, Any],
-) -> _Result:
-    """A REQUEST that carries one occurrence of a known series: update just it."""
-    recurrence_id = invitation.recurrence_id
-    assert recurrence_id is not None
-    previous = [
+def _previous(
+    invitation: Invitation, existing: BookingRecord | None
+) -> list[Occurrence]:
+    """What an update replaces: the booking's occurrences, or the one it names."""
+    if existing is None:
+        return []
+    rid = invitation.recurrence_id
+    return [
         o.occurrence
         for o in existing.occurrences
-        if o.occurrence.recurrence_id == recurrence_id
-        or (o.occurrence.recurrence_id is None and o.occurrence.start == recurrence_id)
+        if rid is None
+        or o.occurrence.recurrence_id == rid
+        or (o.occurrence.recurrence_id is None and o.occurrence.start == rid)
     ]
-    verdict = _evaluate(
-        invitation,
-        entity=entity,
-        needs=needs,
-        raw=raw,
-        config=config,
-        store=store,
-        now=now,
-        existing=existing,
-        previous=previous,
-        sender_matches=sender_matches,
-    )
-    decision = verdict.decision
-    if decision.outcome is Outcome.BOOKED:
-        decision = _replace(decision, outcome=Outcome.UPDATED)
-    allocations = dict(verdict.allocations)
+
+
+def _occurrence_writer(
+    invitation: Invitation,
+    existing: BookingRecord,
+    decision: Decision,
+    allocations: tuple[tuple[Occurrence, str], ...],
+    config: Config,
+) -> Writer:
+    """A REQUEST that carries one occurrence of a known series: write just it."""
+    recurrence_id = invitation.recurrence_id
+    assert recurrence_id is not None
+    held = dict(allocations)
     occurrence = invitation.occurrences[0] if invitation.occurrences else None
+    status = _OCCURRENCE_STATUS.get(decision.outcome, "released")
 
     def write(store: Store, now: datetime, message: int) -> int | None:
         if occurrence is not None:
-            booked = decision.outcome is Outcome.UPDATED
             store.replace_occurrence(
                 booking_id=existing.id,
                 recurrence_id=recurrence_id,
@@ -428,25 +413,14 @@ def _decide_one_occurrence(
                     occurrence.start, occurrence.end, recurrence_id=recurrence_id
                 ),
                 hold=_hold(occurrence, config),
-                license_=allocations.get(occurrence) if booked else None,
-                status="booked" if booked else "pending",
+                license_=held.get(occurrence) if status == "booked" else None,
+                status=status,
                 sequence=invitation.sequence,
                 now=now,
             )
         return existing.id
 
-    result = _Result(
-        decision,
-        "calendar",
-        envelope,
-        invitation,
-        needs,
-        entity,
-        licenses=verdict.allocations,
-        facts=facts,
-    )
-    result.write = write
-    return result
+    return write
 
 
 def _decide_cancellation(
@@ -881,13 +855,8 @@ def _booking_writer(
     config: Config,
 ) -> Writer:
     held = dict(allocations)
-    booked = decision.outcome in (Outcome.BOOKED, Outcome.UPDATED)
-    if decision.outcome in (Outcome.BOOKED, Outcome.UPDATED):
-        status = "booked"
-    elif decision.outcome is Outcome.PENDING:
-        status = "pending"
-    else:
-        status = "released"
+    status = _OCCURRENCE_STATUS.get(decision.outcome, "released")
+    booked = status == "booked"
 
     def write(store: Store, now: datetime, message: int) -> int | None:
         rows = []

@@ -446,3 +446,18 @@ def test_two_meetings_in_one_message_are_not_guessed_between(robot: Robot) -> No
         decision["replies"],
     )
     assert [] == robot.occurrences("first")
+
+
+def test_occurrence_moved_where_it_cannot_be_booked_releases_its_license(
+    robot: Robot,
+) -> None:
+    robot.handle(outlook("series", 5, 10, rrule="FREQ=DAILY;COUNT=3"))
+
+    moved = robot.handle(
+        outlook("series", -2, 10, sequence=1, recurrence_id=wall(6, 10))
+    )
+
+    assert ("declined", "in-the-past") == (moved["outcome"], moved["reason"])
+    rows = robot.occurrences("series")
+    assert (f"{wall(-2, 10):%Y-%m-%d} 10:00", None, "released") in rows
+    assert 2 == sum(1 for _, license_, _ in rows if license_ == "adv-01")
