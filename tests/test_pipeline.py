@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -461,3 +464,29 @@ def test_occurrence_moved_where_it_cannot_be_booked_releases_its_license(
     rows = robot.occurrences("series")
     assert (f"{wall(-2, 10):%Y-%m-%d} 10:00", None, "released") in rows
     assert 2 == sum(1 for _, license_, _ in rows if license_ == "adv-01")
+
+
+def test_series_whose_madrid_hour_changes_lists_every_session(robot: Robot) -> None:
+    data = (
+        f"From: {BARCELONA}\r\nTo: {SERVICE}\r\nSubject: Comissió\r\n"
+        "Message-ID: <ny-series@ajbcn.example>\r\n"
+        "Content-Type: text/calendar; method=REQUEST\r\n\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+        f"UID:ny-series\r\nORGANIZER:mailto:{BARCELONA}\r\n"
+        f"ATTENDEE:mailto:{SERVICE}\r\nSUMMARY:Comissió amb Nova York\r\n"
+        "DTSTART;TZID=America/New_York:20270304T160000\r\nDURATION:PT1H\r\n"
+        "RRULE:FREQ=WEEKLY;COUNT=5\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+    decision = robot.handle(data)
+
+    assert "booked" == decision["outcome"]
+    row = robot.store.conn.execute("SELECT data FROM outbox").fetchone()
+    message = email.message_from_bytes(bytes(row[0]), policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "no són totes a la mateixa hora" in text
+    assert "dijous 18 de març de 2027, de 21:00 a 22:00" in text
+    assert "dijous 1 d'abril de 2027, de 22:00 a 23:00" in text

@@ -339,6 +339,8 @@ class _Meeting:
     truncated: bool
     problem: str
     tzid: str
+    sessions: tuple[str, ...] = ()  # every session, when not all at one time
+    sessions_more: int = 0  # sessions past MAX_LISTED, counted only
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,6 +682,14 @@ def _meeting(
             occurrence.start, occurrence.end, zone=zone, language=language
         )
 
+    # A series whose sessions are not all at the same local time of day (a
+    # rule written in another zone crosses a clock change, an override moved
+    # one) is listed in full: "first" and "last" alone would hide an hour.
+    times = {
+        (o.start.astimezone(zone).time(), o.end.astimezone(zone).time()) for o in live
+    }
+    sessions = tuple(span(o) for o in live[:MAX_LISTED]) if len(times) > 1 else ()
+
     organizer = invitation.organizer
     if invitation.organizer_name and organizer:
         organizer = f"{header_text(invitation.organizer_name)} <{organizer}>"
@@ -704,6 +714,8 @@ def _meeting(
         truncated=invitation.truncated,
         problem=invitation.problem or "",
         tzid=header_text(invitation.tzid or ""),
+        sessions=sessions,
+        sessions_more=max(len(live) - MAX_LISTED, 0) if sessions else 0,
     )
 
 
