@@ -563,7 +563,8 @@ def test_smtp_5xx_reply_fails_support_is_told_and_later_replies_go_out(
     assert ORGANIZER in text
     assert str(failed["subject"]) in text
     assert "550 5.1.1 Mailbox unavailable" in text
-    assert f"Decision: {failed['decision']}" in text
+    assert f"Decisió: {failed['decision']}" in text
+    assert notice.message["Subject"].startswith("Resposta no lliurada: ")
     assert [] == replies_to(smtp_sink.received, refused_id)
     assert [
         ("reply", "failed"),

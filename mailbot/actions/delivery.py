@@ -54,6 +54,7 @@ class Support:
     sender: str
     sender_name: str
     message_id_domain: str
+    language: str = "ca"  # the service's language: the support team's
 
     @classmethod
     def from_config(cls, config: Config) -> Support:
@@ -63,6 +64,7 @@ class Support:
             sender=service.address,
             sender_name=service.name,
             message_id_domain=config.message_id_domain,
+            language=service.language,
         )
 
 
@@ -185,6 +187,38 @@ def _queue_notice(
     )
 
 
+# The notice to the support team, in the service's language.
+NOTICE_WORDS: dict[str, dict[str, str]] = {
+    "ca": {
+        "subject": "Resposta no lliurada",
+        "lead": "Una resposta del robot de reserves no s'ha pogut lliurar i no es"
+        " tornarà a intentar. Poseu-vos en contacte amb els destinataris per un"
+        " altre mitjà.",
+        "recipients": "Destinataris",
+        "subject_label": "Assumpte",
+        "message_id": "Message-ID de la resposta",
+        "decision": "Decisió",
+        "attempts": "Intents",
+        "answer": "Resposta del servidor SMTP",
+        "tail": "La resposta queda a la taula outbox (id {id}, estat 'failed');"
+        " la decisió no canvia.",
+    },
+    "es": {
+        "subject": "Respuesta no entregada",
+        "lead": "Una respuesta del robot de reservas no se ha podido entregar y no"
+        " se volverá a intentar. Contactad con los destinatarios por otro medio.",
+        "recipients": "Destinatarios",
+        "subject_label": "Asunto",
+        "message_id": "Message-ID de la respuesta",
+        "decision": "Decisión",
+        "attempts": "Intentos",
+        "answer": "Respuesta del servidor SMTP",
+        "tail": "La respuesta queda en la tabla outbox (id {id}, estado 'failed');"
+        " la decisión no cambia.",
+    },
+}
+
+
 def failure_notice(
     item: OutboxItem, *, answer: str, support: Support, now: datetime
 ) -> EmailMessage:
@@ -193,7 +227,8 @@ def failure_notice(
     notice = EmailMessage()
     notice["From"] = formataddr((support.sender_name, support.sender))
     notice["To"] = ", ".join(support.addresses)
-    notice["Subject"] = _one_line(f"Reply not delivered: {item.subject}")
+    words = NOTICE_WORDS.get(support.language, NOTICE_WORDS["ca"])
+    notice["Subject"] = _one_line(f"{words['subject']}: {item.subject}")
     notice["Date"] = format_datetime(now.astimezone(UTC))
     notice["Message-ID"] = (
         f"<mailbot.{digest.hexdigest()[:32]}@{support.message_id_domain}>"
@@ -203,26 +238,23 @@ def failure_notice(
     notice.set_content(
         "\n".join(
             [
-                "A reply of the booking robot could not be delivered and will"
-                " not be retried.",
-                "Please get in touch with the recipients by other means.",
+                words["lead"],
                 "",
                 *_fields(
                     [
-                        ("Recipients", ", ".join(item.recipients)),
-                        ("Subject", item.subject),
-                        ("Reply Message-ID", f"<{item.message_id}>"),
+                        (words["recipients"], ", ".join(item.recipients)),
+                        (words["subject_label"], item.subject),
+                        (words["message_id"], f"<{item.message_id}>"),
                         (
-                            "Decision",
+                            words["decision"],
                             "" if item.decision is None else str(item.decision),
                         ),
-                        ("Attempts", str(item.attempts + 1)),
-                        ("SMTP answer", _one_line(answer)),
+                        (words["attempts"], str(item.attempts + 1)),
+                        (words["answer"], _one_line(answer)),
                     ]
                 ),
                 "",
-                f"The reply stays in the outbox table (id {item.id}, status"
-                " 'failed'); the decision is unchanged.",
+                words["tail"].format(id=item.id),
             ]
         )
         + "\n"
