@@ -65,6 +65,7 @@ UNCLEAR_CALENDARS = {
     "several-events": "several-events",
     "several-invitations": "several-events",
     "copies-disagree": "copies-disagree",
+    "override-without-occurrence": "unmatched-override",
 }
 REGISTRATION_KEY_FIELDS = (
     "entity_name",
@@ -287,6 +288,20 @@ def _decide_calendar(
             folder=Folder.PEOPLE,
             reply=False,
             detail="a calendar message that is not a request: left to people",
+        )
+        return _Result(
+            decision, "calendar", envelope, invitation, needs, entity, facts=facts
+        )
+    service = config.service.address
+    if invitation.attendees and service not in invitation.attendees:
+        # A copy of somebody else's invitation (forwarded, Bcc): the service
+        # was not invited, so it is no request; a person looks at it.
+        decision = Decision(
+            Outcome.PEOPLE,
+            "not-invited",
+            folder=Folder.PEOPLE,
+            reply=False,
+            detail=f"{service} is not among the attendees",
         )
         return _Result(
             decision, "calendar", envelope, invitation, needs, entity, facts=facts

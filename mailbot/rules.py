@@ -165,7 +165,9 @@ def decide_request(
         outcome=first.outcome,
         reason=first.reason,
         checks=tuple(checks),
-        notify_support=pending,
+        # A person looks at pending requests, and at a sender writing for
+        # another entity (a delegate, or somebody posing as one).
+        notify_support=pending or first.reason == "sender-mismatch",
         detail=detail,
         failing=tuple(failing),
         proposals=fit.proposals if pending else (),
@@ -175,7 +177,13 @@ def decide_request(
 
 def decide_cancel(invitation: Invitation, *, known: bool) -> Decision:
     """Decide a cancellation: it always ends in ``cancelled`` and a reply."""
-    if known:
+    if known and invitation.recurrence_id is not None:
+        when = invitation.recurrence_id.strftime("%Y-%m-%dT%H:%M:%SZ")
+        check = Check(
+            "booking", True, f"the occurrence of {when} of {invitation.uid} is released"
+        )
+        reason = "cancelled"
+    elif known:
         check = Check("booking", True, f"booking {invitation.uid} is released")
         reason = "cancelled"
     else:

@@ -574,3 +574,21 @@ def test_series_whose_every_date_is_excluded_says_so() -> None:
     )
 
     assert "no-occurrences" == invitation.problem
+
+
+def test_override_of_a_meeting_already_over_is_passed_by() -> None:
+    invitation = read(
+        calendar(
+            "DTSTART;TZID=Europe/Madrid:20250106T180000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=WEEKLY",
+        ).replace(
+            b"END:VCALENDAR",
+            b"BEGIN:VEVENT\nUID:u1\nRECURRENCE-ID;TZID=Europe/Madrid:20250113T180000\n"
+            b"DTSTART;TZID=Europe/Madrid:20250113T190000\nDURATION:PT1H\nEND:VEVENT\n"
+            b"END:VCALENDAR",
+        )
+    )
+
+    assert "override-without-occurrence" not in invitation.defects
+    assert "2026-01-05 18:00" == starts(invitation)[0]

@@ -219,7 +219,9 @@ def test_organizer_not_matching_from_is_not_booked(robot: Robot) -> None:
     )
     assert [] == robot.occurrences("spoofed")
     recipients = robot.store.conn.execute("SELECT recipients FROM outbox").fetchone()
-    assert ["someone@elsewhere.example"] == json.loads(recipients[0])
+    assert ["someone@elsewhere.example", "suport@localret.example"] == json.loads(
+        recipients[0]
+    )
 
 
 def test_winmail_dat_without_a_calendar_asks_for_a_normal_invitation(
@@ -490,3 +492,65 @@ def test_series_whose_madrid_hour_changes_lists_every_session(robot: Robot) -> N
     assert "no són totes a la mateixa hora" in text
     assert "dijous 18 de març de 2027, de 21:00 a 22:00" in text
     assert "dijous 1 d'abril de 2027, de 22:00 a 23:00" in text
+
+
+def test_copy_of_an_invitation_the_service_is_not_invited_to_goes_to_people(
+    robot: Robot,
+) -> None:
+    data = outlook("not-invited", 5, 10, attendee="someone@ajbcn.example")
+
+    decision = robot.handle(data)
+
+    assert ("people", "not-invited", 0) == (
+        decision["outcome"],
+        decision["reason"],
+        decision["replies"],
+    )
+    assert [] == robot.occurrences("not-invited")
+
+
+def test_override_of_no_meeting_of_the_series_is_not_booked_by_guess(
+    robot: Robot,
+) -> None:
+    day = wall(5, 0)
+    data = (
+        f"From: {BARCELONA}\r\nTo: {SERVICE}\r\nSubject: Ple\r\n"
+        "Message-ID: <orphan@ajbcn.example>\r\n"
+        "Content-Type: text/calendar; method=REQUEST\r\n\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\n"
+        f"BEGIN:VEVENT\r\nUID:orphan\r\nORGANIZER:mailto:{BARCELONA}\r\n"
+        f"ATTENDEE:mailto:{SERVICE}\r\nSUMMARY:Ple\r\n"
+        f"DTSTART;TZID=Europe/Madrid:{day:%Y%m%d}T180000\r\nDURATION:PT1H\r\n"
+        "RRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\n"
+        f"BEGIN:VEVENT\r\nUID:orphan\r\nORGANIZER:mailto:{BARCELONA}\r\n"
+        f"ATTENDEE:mailto:{SERVICE}\r\nSUMMARY:Ple\r\n"
+        f"RECURRENCE-ID;TZID=Europe/Madrid:{day:%Y%m%d}T170000\r\n"
+        f"DTSTART;TZID=Europe/Madrid:{day:%Y%m%d}T090000\r\nDURATION:PT1H\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+    decision = robot.handle(data)
+
+    assert ("needs-info", "unmatched-override") == (
+        decision["outcome"],
+        decision["reason"],
+    )
+    assert [] == robot.occurrences("orphan")
+
+
+def test_quoted_organizer_address_is_read_as_the_address(robot: Robot) -> None:
+    day = wall(5, 0)
+    data = (
+        f"From: {BARCELONA}\r\nTo: {SERVICE}\r\nSubject: Ple\r\n"
+        "Message-ID: <quoted@ajbcn.example>\r\n"
+        "Content-Type: text/calendar; method=REQUEST\r\n\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+        f'UID:quoted\r\nORGANIZER:mailto:"{BARCELONA}"\r\n'
+        f"ATTENDEE:mailto:{SERVICE}\r\nSUMMARY:Ple\r\n"
+        f"DTSTART;TZID=Europe/Madrid:{day:%Y%m%d}T100000\r\nDURATION:PT1H\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+    decision = robot.handle(data)
+
+    assert "booked" == decision["outcome"]

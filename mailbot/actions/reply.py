@@ -129,6 +129,7 @@ EXPLAINED = frozenset(
         "no-occurrences",
         "several-events",
         "copies-disagree",
+        "unmatched-override",
         "no-start",
         "no-calendar",
         "no-event",
@@ -156,6 +157,11 @@ ENTITY_REASONS = frozenset(
     {"unregistered", "sender-mismatch", "entity-not-confirmed", "entity-rejected"}
 )
 
+# A registered sender writing for another entity is not "unregistered".
+MISMATCH_SUBJECTS: Mapping[str, str] = {
+    "ca": "Convocatòria no acceptada: el remitent no és de l'entitat organitzadora",
+    "es": "Convocatoria no aceptada: el remitente no es de la entidad organizadora",
+}
 SUBJECTS: Mapping[str, Mapping[str, str]] = {
     "ca": {
         "booked": "Reserva confirmada",
@@ -481,6 +487,8 @@ def itip_reply(
 def reply_subject(facts: ReplyFacts, *, template: str, language: str) -> str:
     """The Subject: the outcome, then the meeting's summary or the subject."""
     label = SUBJECTS[language][template]
+    if facts.decision.reason == "sender-mismatch":
+        label = MISMATCH_SUBJECTS[language]
     topic = ""
     if template.startswith("registration"):
         name = (facts.registration or {}).get("entity_name")

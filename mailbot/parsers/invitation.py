@@ -452,20 +452,26 @@ def _apply_override(
         context.defects.append("unreadable-recurrence-id")
         return
 
+    # An override of a meeting already over, or past what was expanded (the
+    # horizon, the caps), changes nothing that is booked: it is passed by.
+    # One that matches no meeting of the series is recorded, not added: a
+    # client may show it as an extra session or not at all.
+    window_start = context.now - PAST_MARGIN
+    last = max(occurrences, default=None)
     if rid_value.is_date:
-        keys = [
-            k for k in occurrences if zone.from_utc(k).date() == rid_value.value.date()
-        ]
-        if not keys:
+        day = rid_value.value.date()
+        keys = [k for k in occurrences if zone.from_utc(k).date() == day]
+        if (
+            not keys
+            and day >= window_start.date()
+            and (last is None or day <= zone.from_utc(last).date())
+        ):
             context.defects.append("override-without-occurrence")
     else:
         rid = _read_time(rid_prop, context, code="no-start", fallback=zone)
         keys = [rid.utc] if rid.utc in occurrences else []
-        if not keys:
-            if rid.utc > context.horizon_end:
-                return
+        if not keys and window_start <= rid.utc and (last is None or rid.utc <= last):
             context.defects.append("override-without-occurrence")
-            keys = [rid.utc]
 
     cancelled = override.text("STATUS").strip().upper() == "CANCELLED"
     for key in keys:
@@ -839,7 +845,7 @@ def _address(prop: Property) -> str:
     value = unescape_text(prop.value).strip()
     if value.lower().startswith("mailto:"):
         value = value[len("mailto:") :]
-    value = value.strip().lower()
+    value = value.strip().strip("\"'<>").strip().lower()
     if "@" not in value:
         email = (prop.param("EMAIL") or "").strip().lower()
         if "@" in email:
