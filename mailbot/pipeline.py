@@ -111,6 +111,7 @@ class _Result:
     facts: dict[str, Any] = field(default_factory=dict)
     write: Writer | None = None  # run inside the message's transaction
     arrived: datetime | None = None  # when the server received the message
+    language: str | None = None  # the reply's language, when not the entity's
 
 
 def handle(raw: RawMessage, *, config: Config, store: Store, now: datetime) -> Handled:
@@ -386,6 +387,13 @@ def _decide_calendar(
     elif existing is not None and existing.status != "cancelled":
         # An update that can no longer be booked releases what it held.
         result.write = _booking_writer(invitation, entity, needs, decision, (), config)
+    if decision.reason == "sender-mismatch":
+        # The answer goes to the sender: in the sender's language.
+        result.language = (
+            sender_entity.language
+            if sender_entity
+            else envelope.language or config.service.language
+        )
     return result
 
 
@@ -1026,6 +1034,8 @@ def _reply_address(result: _Result) -> str:
 
 
 def _language(result: _Result, config: Config) -> str:
+    if result.language in ("ca", "es"):
+        return result.language
     if result.entity is not None and result.entity.language in ("ca", "es"):
         return result.entity.language
     if result.registration is not None:

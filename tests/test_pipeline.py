@@ -554,3 +554,22 @@ def test_quoted_organizer_address_is_read_as_the_address(robot: Robot) -> None:
     decision = robot.handle(data)
 
     assert "booked" == decision["outcome"]
+
+
+def test_answer_to_a_sender_writing_for_another_entity_is_in_the_senders_language(
+    robot: Robot,
+) -> None:
+    data = outlook("for-palmas", 5, 10, organizer="secretaria@palmas.example").replace(
+        b"From: Secretaria <secretaria@palmas.example>",
+        f"From: Secretaria <{BARCELONA}>".encode(),
+    )
+
+    decision = robot.handle(data)
+
+    assert "sender-mismatch" == decision["reason"]
+    row = robot.store.conn.execute("SELECT data FROM outbox").fetchone()
+    message = email.message_from_bytes(bytes(row[0]), policy=email.policy.default)
+    assert ("ca", BARCELONA) == (
+        str(message["Content-Language"]),
+        message["To"].addresses[0].addr_spec,
+    )
