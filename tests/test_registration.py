@@ -765,3 +765,21 @@ def test_channel_names_with_encoded_breaks_or_invisible_characters_are_refused(
     url: str,
 ) -> None:
     assert normalise_youtube_url(url) is None
+
+
+def test_contact_person_with_the_role_after_a_comma_gives_both() -> None:
+    request = parse_registration(
+        "Alta d'usuari",
+        "Nom de l'ens: Ajuntament de Girona\nNIF: P1708500B\n"
+        "Persona de contacte: Joan Garcia, secretari municipal\n"
+        "Telèfon: 972 419 000\n"
+        "Correu electrònic del compte Zoom: secretaria@girona.cat\n"
+        "Canal de YouTube propi: no\n"
+        "Hem signat l'acord d'ús del canal del consorci: sí\n",
+    )
+
+    assert ("Joan Garcia", "secretari municipal") == (
+        request.contact_name,
+        request.contact_role,
+    )
+    assert [] == [p for p in request.problems if p.field.startswith("contact")]

@@ -773,12 +773,19 @@ def parse_registration(
 
     entity_name = text_value("entity_name")
     contact_name = text_value("contact_name")
+    contact_role = text_value("contact_role")
+    if contact_role is None and contact_name is not None and "," in contact_name:
+        # "Persona de contacte: Joan Garcia, secretari": the role after a comma.
+        name, _, role = contact_name.partition(",")
+        if name.strip() and role.strip():
+            contact_name, contact_role = name.strip(), role.strip()
     has_own_channel = bool_value("has_own_channel")
     problems: list[Problem] = []
     warnings: list[Problem] = []
 
+    found = {"contact_name": contact_name, "contact_role": contact_role}
     for field in ("entity_name", "nif", "contact_name", "contact_role"):
-        if text_value(field) is None:
+        if found.get(field, text_value(field)) is None:
             problems.append(Problem(field, "missing"))
     nif = text_value("nif")
     if nif is not None:
@@ -835,7 +842,7 @@ def parse_registration(
         entity_name=entity_name,
         nif=nif,
         contact_name=contact_name,
-        contact_role=text_value("contact_role"),
+        contact_role=contact_role,
         phone=phone,
         zoom_email=zoom_email,
         youtube_channel=youtube_channel,
