@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from mailbot.errors import CalendarError
 
@@ -222,10 +222,6 @@ def parse_duration(text: str) -> tuple[timedelta, timedelta] | None:
         if position != len(part):
             return None
     return timedelta(days=sign * days), timedelta(seconds=sign * seconds)
-
-
-def date_of(value: DateValue) -> date:
-    return value.value.date()
 
 
 def _unquoted_colons(text: str) -> list[int]:
